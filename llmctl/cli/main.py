@@ -1,0 +1,36 @@
+"""The `llmctl` command. Each noun lives in its own module; this file only wires them together and turns
+LlmctlError into a one-line message and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llmctl.cli import hosts, perf, plan, provision
+from llmctl.cli.output import print_error
+from llmctl.errors import LlmctlError
+
+app = typer.Typer(
+    name="llmctl",
+    help="Control plane and capacity simulator for self-hosted LLM serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("plan")(plan.plan_command)
+app.add_typer(perf.app, name="perf")
+app.add_typer(hosts.app, name="hosts")
+app.command("provision")(provision.provision_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except LlmctlError as exc:
+        print_error(str(exc))
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""`llmctl plan PLAYBOOK -i INVENTORY`: what would run where, with the exact command line and the reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from llmctl.cli.output import console, print_json
+from llmctl.engines.shell import render_command
+from llmctl.planner import Plan, PlannedReplica
+from llmctl.planning import plan_files
+
+
+def replica_json(r: PlannedReplica) -> dict[str, Any]:
+    s = r.shape
+    return {
+        "name": r.name, "deployment": r.deployment, "host": r.host, "address": r.address,
+        "gpus": list(r.gpu_indices), "gpu_type": s.gpu_type, "port": r.port, "engine": s.engine,
+        "flavour": s.flavour, "engine_version": s.engine_version, "model": s.model, "tp": s.tp,
+        "quantization": s.quantization, "kv_cache_dtype": s.kv_cache_dtype, "speculative_draft": s.speculative_draft,
+        "max_context": s.max_context, "max_num_seqs": s.max_num_seqs, "kv_capacity_tokens": s.kv_capacity_tokens,
+        "max_concurrency": s.max_concurrency, "sleep_mode": s.sleep_mode, "argv": list(r.argv), "env": r.env,
+        "command": render_command(r.argv, r.env),
+        "decisions": [{"what": d.what, "choice": d.choice, "reason": d.reason} for d in s.decisions],
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    return {"playbook": plan.playbook, "inventory": plan.inventory,
+            "replicas": [replica_json(r) for r in plan.replicas], "warnings": list(plan.warnings)}
+
+
+def show_plan(plan: Plan) -> None:
+    table = Table(title=f"Plan: {plan.playbook} on {plan.inventory}", title_justify="left")
+    for col in ("deployment", "replica", "host", "GPUs", "engine", "TP", "quant", "KV", "spec-decoding",
+                "context", "KV tokens", "max conc."):
+        table.add_column(col, justify="right" if col in ("TP", "context", "KV tokens", "max conc.") else "left")
+    for r in plan.replicas:
+        s = r.shape
+        engine = f"{s.flavour} {s.engine_version}" + (" (emulated)" if s.engine == "emulated" else "")
+        table.add_row(r.deployment, r.name, f"{r.host}:{r.port}", f"{s.gpu_type} [{','.join(map(str, r.gpu_indices))}]",
+                      engine, str(s.tp), s.quantization, s.kv_cache_dtype,
+                      "EAGLE-3" if s.speculative_draft else "off", str(s.max_context), f"{s.kv_capacity_tokens:,}",
+                      str(s.max_concurrency))
+    console.print(table)
+    shown: set[str] = set()
+    for r in plan.replicas:
+        if r.deployment not in shown:
+            shown.add(r.deployment)
+            console.print(f"\n[bold]{r.deployment}[/] decisions:")
+            for d in r.shape.decisions:
+                console.print(f"  {d.what}: [cyan]{d.choice}[/] [dim]({d.reason})[/]", highlight=False)
+    console.print("\n[bold]Commands[/]")
+    for r in plan.replicas:
+        console.print(f"[dim]# {r.name} on {r.host}[/]", highlight=False)
+        console.print(render_command(r.argv, r.env), highlight=False, markup=False, soft_wrap=True)
+    for w in plan.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+
+
+def plan_command(
+    playbook: Path = typer.Argument(..., help="Playbook YAML (deployments)."),
+    inventory: Path = typer.Option(Path("inventory/local.yaml"), "-i", "--inventory", help="Inventory YAML."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Plan a playbook on an inventory: replicas, GPUs, engine flags and the exact command per replica."""
+    plan = plan_files(playbook, inventory)
+    if as_json:
+        print_json(plan_json(plan))
+    else:
+        show_plan(plan)

@@ -1,0 +1,207 @@
+"""Inventory: the GPU hosts llmctl may use, in llmctl's own YAML shape or Ansible's.
+
+Native shape:
+    defaults: {user: ubuntu, price_per_gpu_hour: 2.5}      # optional, applied to every host
+    hosts:
+      gpu-a: {address: 10.0.0.5, user: ubuntu, key: ~/.ssh/id_ed25519, groups: [h100],
+              gpus: {type: H100-SXM, count: 8}}
+Ansible shape (accepted unchanged): all: {hosts, children, vars} with ansible_host, ansible_user, ansible_port,
+ansible_ssh_private_key_file, ansible_connection; llmctl-specific values as llmctl_<field> host/group vars.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmctl.catalog.gpus import GPU, GPUS, find_gpu
+from llmctl.config.source import LineMap, load_yaml, validate
+from llmctl.errors import ConfigError, LlmctlError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeclaredGPUs(Strict):
+    """GPUs as the inventory states them; used until facts are gathered from nvidia-smi."""
+
+    type: str
+    count: int = Field(ge=1, le=64)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        gpu = find_gpu(value)
+        if gpu is None:
+            raise ValueError(f"unknown GPU type {value!r}; known: {', '.join(GPUS)}")
+        return gpu.name
+
+    @property
+    def gpu(self) -> GPU:
+        found = find_gpu(self.type)
+        assert found is not None  # checked at validation
+        return found
+
+
+class Host(Strict):
+    name: str
+    address: str = ""
+    connection: Literal["ssh", "local"] = "ssh"
+    user: str | None = None
+    port: int = Field(default=22, ge=1, le=65535)
+    key: str | None = None  # path to a private key
+    jump: str | None = None  # [user@]host[:port] of a jump host (ProxyJump)
+    groups: tuple[str, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+    gpus: DeclaredGPUs | None = None
+    price_per_gpu_hour: float | None = Field(default=None, ge=0)
+    model_cache: str = "~/.cache/huggingface"
+    workdir: str = "~/.llmctl"
+    python: str = "python3"
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"host name {value!r} must be letters, digits, '.', '_' or '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _address_default(self) -> Host:
+        if not self.address:
+            object.__setattr__(self, "address", "127.0.0.1" if self.connection == "local" else self.name)
+        return self
+
+    @property
+    def gpu_price(self) -> float | None:
+        """Price per GPU-hour: the inventory's, else the catalog's typical price for the declared GPU."""
+        if self.price_per_gpu_hour is not None:
+            return self.price_per_gpu_hour
+        return self.gpus.gpu.price_per_hour if self.gpus else None
+
+
+class Inventory(Strict):
+    file: str = ""
+    hosts: tuple[Host, ...]
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise LlmctlError(f"{self.file}: no host named {name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+
+    def select(self, pattern: str | None) -> list[Host]:
+        """Hosts matching a comma-separated list of host names or group names ('all' or None: every host)."""
+        if pattern in (None, "", "all"):
+            return list(self.hosts)
+        wanted = [p.strip() for p in pattern.split(",") if p.strip()]
+        known = {h.name for h in self.hosts} | {g for h in self.hosts for g in h.groups}
+        unknown = [w for w in wanted if w not in known]
+        if unknown:
+            raise LlmctlError(f"{self.file}: no host or group named {', '.join(map(repr, unknown))}")
+        return [h for h in self.hosts if h.name in wanted or set(h.groups) & set(wanted)]
+
+
+class _NativeInventory(Strict):
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    hosts: dict[str, dict[str, Any] | None]
+
+
+def _native(data: dict[str, Any], lines: LineMap) -> Inventory:
+    raw = validate(_NativeInventory, data, lines)
+    hosts = []
+    for name, fields in raw.hosts.items():
+        merged = {**raw.defaults, **(fields or {}), "name": name}
+        hosts.append(validate(Host, merged, _host_lines(lines, ("hosts", name), set(fields or {}))))
+    return Inventory(file=lines.file, hosts=tuple(hosts))
+
+
+def _host_lines(lines: LineMap, host_path: tuple[str, ...], own: set[str]) -> LineMap:
+    """A LineMap rooted at one host: its own fields map to their lines, inherited ones to where they were set."""
+    rooted = LineMap(lines.file)
+    for path, line in lines.lines.items():
+        if path[: len(host_path)] == host_path:
+            rooted.lines[path[len(host_path):]] = line
+        elif path[:1] == ("defaults",) and len(path) > 1 and path[1] not in own:
+            rooted.lines[path[1:]] = line
+    rooted.lines.setdefault((), lines.line_of(host_path) or 1)
+    return rooted
+
+
+_ANSIBLE_KEYS = {
+    "ansible_host": "address",
+    "ansible_user": "user",
+    "ansible_port": "port",
+    "ansible_ssh_private_key_file": "key",
+    "ansible_connection": "connection",
+}
+_PROXY_JUMP = re.compile(r"ProxyJump[= ]+(\S+)")
+
+
+def _from_ansible_vars(vars_: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in vars_.items():
+        if key in _ANSIBLE_KEYS:
+            out[_ANSIBLE_KEYS[key]] = value
+        elif key.startswith("llmctl_"):
+            out[key.removeprefix("llmctl_")] = value
+        elif key in ("ansible_ssh_common_args", "ansible_ssh_extra_args") and isinstance(value, str):
+            match = _PROXY_JUMP.search(value)
+            if match:
+                out["jump"] = match.group(1).strip("'\"")
+        # Other Ansible variables belong to the user's own plays; llmctl ignores them on purpose.
+    return out
+
+
+def _ansible(data: dict[str, Any], lines: LineMap) -> Inventory:
+    hosts: dict[str, dict[str, Any]] = {}
+    host_path: dict[str, tuple[str | int, ...]] = {}
+    order: list[str] = []
+
+    def walk(group: str, body: Any, path: tuple[str | int, ...], inherited: dict[str, Any], parents: list[str]) -> None:
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise lines.error(path, "an Ansible group must be a mapping with hosts, children or vars")
+        unknown = set(body) - {"hosts", "children", "vars"}
+        if unknown:
+            raise lines.error((*path, sorted(unknown)[0]), "unknown field (Ansible groups have hosts, children, vars)")
+        group_vars = {**inherited, **_from_ansible_vars(body.get("vars") or {})}
+        groups = [*parents, group] if group != "all" else parents
+        for name, host_vars in (body.get("hosts") or {}).items():
+            entry = hosts.setdefault(name, {"name": name, "groups": []})
+            if name not in order:
+                order.append(name)
+                host_path[name] = (*path, "hosts", name)
+            for key, value in group_vars.items():
+                entry.setdefault(key, value)
+            entry.update(_from_ansible_vars(host_vars or {}))
+            entry["groups"] = sorted(set(entry["groups"]) | set(groups))
+        for child, child_body in (body.get("children") or {}).items():
+            walk(child, child_body, (*path, "children", child), group_vars, groups)
+
+    walk("all", data["all"], ("all",), {}, [])
+    result = []
+    for name in order:
+        result.append(validate(Host, hosts[name], _host_lines(lines, tuple(map(str, host_path[name])), set())))
+    return Inventory(file=lines.file, hosts=tuple(result))
+
+
+def parse_inventory(data: Any, lines: LineMap) -> Inventory:
+    if not isinstance(data, dict):
+        raise ConfigError(lines.file, 1, "", "an inventory is a mapping with 'hosts' (or Ansible's 'all')")
+    inventory = _ansible(data, lines) if "all" in data else _native(data, lines)
+    if not inventory.hosts:
+        raise ConfigError(lines.file, lines.line_of(("hosts",)), "hosts", "the inventory lists no hosts")
+    return inventory
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    data, lines = load_yaml(path)
+    return parse_inventory(data, lines)

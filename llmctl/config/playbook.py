@@ -1,0 +1,191 @@
+"""Playbook: the deployments an operator wants, each shaped by its workload class.
+
+    deployments:
+      - name: chat
+        model: meta-llama/Llama-3.1-8B-Instruct
+        workload: online            # offline | online | semi-online
+        engine: auto                # auto | vllm | sglang | emulated
+        targets: {ttft_ms: {p50: 150, p99: 500}, itl_ms: {p50: 15, p99: 40}}
+        scaling: {min_replicas: 1, max_replicas: 4, signal: in_flight, target: 16}
+        placement: {gpu_type: H100-SXM, host_group: h100}
+        engine_args: {--max-num-seqs: 256}
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from llmctl.catalog.gpus import GPUS, find_gpu
+from llmctl.config.source import LineMap, load_yaml, validate
+from llmctl.errors import ConfigError
+
+WorkloadClass = Literal["offline", "online", "semi-online"]
+EngineChoice = Literal["auto", "vllm", "sglang", "emulated"]
+_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Percentiles(Strict):
+    p50: float | None = Field(default=None, gt=0)
+    p99: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Percentiles:
+        if self.p50 is not None and self.p99 is not None and self.p50 > self.p99:
+            raise ValueError(f"p50 ({self.p50}) cannot exceed p99 ({self.p99})")
+        return self
+
+
+class Targets(Strict):
+    """Latency targets in milliseconds: time to first token and inter-token latency."""
+
+    ttft_ms: Percentiles = Percentiles()
+    itl_ms: Percentiles = Percentiles()
+
+
+class Scaling(Strict):
+    min_replicas: int = Field(default=1, ge=0, le=1024)
+    max_replicas: int | None = Field(default=None, ge=1, le=1024)
+    signal: Literal["in_flight", "queue_depth", "ttft_slo", "schedule"] = "in_flight"
+    target: float = Field(default=16, gt=0)  # per-replica in-flight or queue target; ignored by ttft_slo
+    idle_timeout_s: float = Field(default=300, ge=0)  # scale to zero after this long without requests
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Scaling:
+        if self.max_replicas is not None and self.max_replicas < self.min_replicas:
+            raise ValueError(f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})")
+        return self
+
+    @property
+    def initial_replicas(self) -> int:
+        # A deployment allowed to scale to zero still gets one replica at rollout, so it can be verified.
+        return max(1, self.min_replicas)
+
+
+class Placement(Strict):
+    gpu_type: str | None = None
+    host_group: str | None = None
+    hosts: tuple[str, ...] = ()
+
+    @field_validator("gpu_type")
+    @classmethod
+    def _known_gpu(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        gpu = find_gpu(value)
+        if gpu is None:
+            raise ValueError(f"unknown GPU type {value!r}; known: {', '.join(GPUS)}")
+        return gpu.name
+
+
+class Gateway(Strict):
+    route: Literal["least_outstanding", "round_robin", "prefix_affinity"] = "least_outstanding"
+    api_key_env: str | None = None  # name of the environment variable holding the key, never the key itself
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not an environment variable name")
+        return value
+
+
+class Serving(Strict):
+    """How each replica is shaped; 'auto' lets the workload-class preset decide."""
+
+    tensor_parallel: int | Literal["auto"] = "auto"
+    quantization: Literal["auto", "none", "fp8"] = "auto"
+    kv_cache_dtype: Literal["auto", "bf16", "fp8"] = "auto"
+    speculative: Literal["auto", "off", "eagle3"] = "auto"
+    max_context: int | None = Field(default=None, ge=256)
+    concurrency: int | None = Field(default=None, ge=1, le=4096)  # sequences of max_context that must fit
+    gpu_memory_fraction: float = Field(default=0.90, gt=0.1, le=0.98)
+    weights_from: Literal["local_disk", "network"] = "local_disk"
+
+    @field_validator("tensor_parallel")
+    @classmethod
+    def _power_of_two(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and (value < 1 or value & (value - 1)):
+            raise ValueError("tensor_parallel must be a power of two (1, 2, 4, 8)")
+        return value
+
+
+EngineArgValue = bool | int | float | str | list[int | float | str] | dict[str, Any]
+
+
+class Deployment(Strict):
+    name: str
+    model: str
+    workload: WorkloadClass
+    engine: EngineChoice = "auto"
+    engine_version: str | None = None
+    emulate: Literal["vllm", "sglang"] | None = None  # API flavour of the emulated engine; default by class
+    targets: Targets = Targets()
+    scaling: Scaling = Scaling()
+    placement: Placement = Placement()
+    gateway: Gateway = Gateway()
+    serving: Serving = Serving()
+    engine_args: dict[str, EngineArgValue] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r}: use lowercase letters, digits and '-' (at most 63, like a DNS label)")
+        return value
+
+    @field_validator("engine_args")
+    @classmethod
+    def _flags(cls, value: dict[str, EngineArgValue]) -> dict[str, EngineArgValue]:
+        for key in value:
+            if not key.startswith("--"):
+                raise ValueError(f"engine_args key {key!r} must be a flag starting with '--'")
+        return value
+
+    @model_validator(mode="after")
+    def _emulate_only_for_emulated(self) -> Deployment:
+        if self.emulate is not None and self.engine != "emulated":
+            raise ValueError("'emulate' applies only to engine: emulated")
+        return self
+
+
+class Playbook(Strict):
+    file: str = ""
+    deployments: tuple[Deployment, ...] = Field(min_length=1)
+
+    def deployment(self, name: str) -> Deployment:
+        for d in self.deployments:
+            if d.name == name:
+                return d
+        raise KeyError(name)
+
+
+def parse_playbook(data: Any, lines: LineMap) -> Playbook:
+    if not isinstance(data, dict):
+        raise ConfigError(lines.file, 1, "", "a playbook is a mapping with a 'deployments' list")
+    playbook = validate(Playbook, {**data, "file": lines.file}, lines)
+    seen: dict[str, int] = {}
+    for i, dep in enumerate(playbook.deployments):
+        if dep.name in seen:
+            raise lines.error(("deployments", i, "name"), f"duplicate deployment name {dep.name!r}")
+        seen[dep.name] = i
+    return playbook
+
+
+def read_playbook(path: str | Path) -> tuple[Playbook, LineMap]:
+    """The playbook and where each of its values came from (for errors found after validation)."""
+    data, lines = load_yaml(path)
+    if isinstance(data, dict) and "file" in data:
+        raise lines.error(("file",), "unknown field")
+    return parse_playbook(data, lines), lines
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    return read_playbook(path)[0]

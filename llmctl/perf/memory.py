@@ -1,0 +1,93 @@
+"""GPU memory budget of one replica: weights, KV cache and overheads per tensor-parallel rank.
+
+This is the one place that says how many KV-cache tokens fit; the planner's memory fit, the emulated engine's
+KV limit and the simulator's preemption all call `memory_fit`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from llmctl.catalog.gpus import GPU, GiB
+from llmctl.catalog.models import Model
+
+Dtype = Literal["bf16", "fp8"]
+DTYPE_BYTES: dict[str, float] = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0}
+
+# Memory the engine needs outside weights and KV, per rank. Sources: vLLM's start-up log reports
+# "non_torch_memory" (CUDA context, NCCL buffers) of about 0.5-1.5 GiB and CUDA-graph memory of 0.3-1 GiB on
+# H100 (vLLM docs, "Memory profiling"); SGLang reserves a similar amount outside --mem-fraction-static.
+FIXED_OVERHEAD_BYTES = 1.5 * GiB
+# Peak activation memory of the profiling forward pass scales with the tokens of one step: hidden states,
+# the gated-MLP intermediate (gate+up) and attention workspace, in bf16.
+ACTIVATION_BYTES_PER_TOKEN_FACTOR = 2.0
+
+
+@dataclass(frozen=True)
+class MemoryFit:
+    """Per-rank memory budget (bytes) and the KV-cache capacity it leaves, in tokens for the whole replica."""
+
+    gpu_memory: float
+    budget: float  # gpu_memory * memory_fraction
+    weights: float  # per rank, draft model included
+    activations: float
+    overhead: float
+    kv_bytes_per_token: float  # per rank
+    kv_capacity_tokens: int  # tokens of KV cache the replica holds (every rank holds its share of each token)
+
+    @property
+    def kv_bytes(self) -> float:
+        return max(0.0, self.budget - self.weights - self.activations - self.overhead)
+
+    @property
+    def fits(self) -> bool:
+        return self.kv_capacity_tokens > 0
+
+    @property
+    def needed_without_kv(self) -> float:
+        return self.weights + self.activations + self.overhead
+
+
+def weight_bytes(model: Model, dtype: str) -> float:
+    """Bytes of all weights of the model at this dtype (FP8 quantises every weight: exactly half of BF16)."""
+    return model.num_params * DTYPE_BYTES[dtype]
+
+
+def kv_heads_per_rank(model: Model, tp: int) -> float:
+    # With more ranks than KV heads the engines replicate heads, so each rank still holds at least one.
+    return max(1.0, model.num_kv_heads / tp)
+
+
+def kv_bytes_per_token(model: Model, kv_dtype: str, tp: int) -> float:
+    """KV-cache bytes one token occupies on each rank (keys and values, every layer)."""
+    return 2 * model.num_layers * kv_heads_per_rank(model, tp) * model.head_dim * DTYPE_BYTES[kv_dtype]
+
+
+def activation_bytes(model: Model, step_tokens: int, tp: int) -> float:
+    per_token = (model.hidden_size + 2 * model.intermediate_size / tp) * DTYPE_BYTES["bf16"]
+    return ACTIVATION_BYTES_PER_TOKEN_FACTOR * step_tokens * per_token
+
+
+def memory_fit(
+    model: Model,
+    gpu: GPU,
+    *,
+    tp: int,
+    weight_dtype: str,
+    kv_dtype: str,
+    memory_fraction: float,
+    step_tokens: int = 8192,
+    draft_params: float = 0.0,
+) -> MemoryFit:
+    """How the memory of one rank splits between weights, activations, overhead and KV cache."""
+    weights = (weight_bytes(model, weight_dtype) + draft_params * DTYPE_BYTES["bf16"]) / tp
+    budget = gpu.memory_bytes * memory_fraction
+    acts = activation_bytes(model, step_tokens, tp)
+    per_token = kv_bytes_per_token(model, kv_dtype, tp)
+    free = budget - weights - acts - FIXED_OVERHEAD_BYTES
+    capacity = int(free // per_token) if free > 0 else 0
+    return MemoryFit(
+        gpu_memory=float(gpu.memory_bytes), budget=budget, weights=weights, activations=acts,
+        overhead=FIXED_OVERHEAD_BYTES, kv_bytes_per_token=per_token, kv_capacity_tokens=capacity,
+    )

@@ -1,0 +1,81 @@
+"""Plain data the planner returns: what to run where, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One choice the planner made, with the reason in words (shown by `llmctl plan` and recorded as events)."""
+
+    what: str
+    choice: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How one replica is configured: the workload-class preset applied to a model on a GPU type."""
+
+    engine: str  # vllm | sglang | emulated
+    flavour: str  # vllm | sglang: the API and flags the replica speaks (the emulated engine imitates one)
+    engine_version: str
+    model: str
+    gpu_type: str
+    tp: int
+    quantization: str  # none | fp8
+    kv_cache_dtype: str  # bf16 | fp8
+    speculative_draft: str | None  # EAGLE-3 draft model, or None
+    max_context: int
+    concurrency: int  # sequences of max_context the KV cache must hold
+    max_num_seqs: int  # engine's cap on running sequences
+    max_batched_tokens: int  # tokens per engine step (chunked prefill budget)
+    memory_fraction: float
+    sleep_mode: bool
+    kv_capacity_tokens: int
+    weights_gib_per_gpu: float
+    kv_gib_per_gpu: float
+    decisions: tuple[Decision, ...] = ()
+
+    @property
+    def max_concurrency(self) -> int:
+        """Sequences of the full context that fit in the KV cache at once."""
+        return self.kv_capacity_tokens // self.max_context
+
+
+@dataclass(frozen=True)
+class PlannedReplica:
+    deployment: str
+    index: int
+    host: str
+    address: str
+    gpu_indices: tuple[int, ...]
+    port: int
+    shape: Shape
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.deployment}-{self.index}"
+
+    @property
+    def engine(self) -> str:
+        return self.shape.engine
+
+    @property
+    def engine_version(self) -> str:
+        return self.shape.engine_version
+
+    @property
+    def model(self) -> str:
+        return self.shape.model
+
+
+@dataclass(frozen=True)
+class Plan:
+    playbook: str
+    inventory: str
+    replicas: tuple[PlannedReplica, ...]
+    warnings: tuple[str, ...] = ()

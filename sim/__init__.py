@@ -1,0 +1,1 @@
+"""Capacity simulator (SimPy). Replays traffic through llmctl's own autoscaling code."""
