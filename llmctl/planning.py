@@ -4,18 +4,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from llmctl.config.inventory import Inventory, load_inventory
 from llmctl.config.models import resolve_models
 from llmctl.config.playbook import read_playbook
-from llmctl.engines.snapshots import load_flagspec
+from llmctl.engines.snapshots import Engine, load_flagspec
 from llmctl.planner import Plan, needed_flagspecs, plan_playbook
 from llmctl.planner.placement import GpuFacts
 
 
-def plan_files(playbook_path: str | Path, inventory: str | Path | Inventory, facts: GpuFacts | None = None) -> Plan:
+def plan_files(
+    playbook_path: str | Path, inventory: str | Path | Inventory, facts: GpuFacts | None = None
+) -> Plan:
     playbook, lines = read_playbook(playbook_path)
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     models = resolve_models(playbook, lines)
-    specs = {key: load_flagspec(key[0], key[1]) for key in needed_flagspecs(playbook)}  # type: ignore[arg-type]
+    specs = {
+        (engine, version): load_flagspec(cast(Engine, engine), version)
+        for engine, version in needed_flagspecs(playbook)
+    }
     return plan_playbook(playbook, inv, models, specs, facts=facts, lines=lines)

@@ -44,22 +44,108 @@ class Model:
 MODELS: dict[str, Model] = {
     m.name: m
     for m in (
-        Model("meta-llama/Llama-3.1-8B-Instruct", 32, 4096, 32, 8, 128, 14336, 128256, 8.03e9, 131072,
-              eagle3_drafts=("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B",), eagle3_draft_params=0.85e9,
-              aliases=("llama-3.1-8b", "meta-llama/Llama-3.1-8B", "meta-llama/Meta-Llama-3.1-8B-Instruct")),
-        Model("meta-llama/Llama-3.1-70B-Instruct", 80, 8192, 64, 8, 128, 28672, 128256, 70.6e9, 131072,
-              aliases=("llama-3.1-70b", "meta-llama/Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B-Instruct")),
-        Model("meta-llama/Llama-3.3-70B-Instruct", 80, 8192, 64, 8, 128, 28672, 128256, 70.6e9, 131072,
-              eagle3_drafts=("yuhuili/EAGLE3-LLaMA3.3-Instruct-70B",), eagle3_draft_params=1.7e9,
-              aliases=("llama-3.3-70b",)),
-        Model("Qwen/Qwen3-8B", 36, 4096, 32, 8, 128, 12288, 151936, 8.19e9, 40960,
-              eagle3_drafts=("AngelSlim/Qwen3-8B_eagle3",), eagle3_draft_params=0.9e9, aliases=("qwen3-8b",)),
-        Model("Qwen/Qwen3-32B", 64, 5120, 64, 8, 128, 25600, 151936, 32.8e9, 40960,
-              eagle3_drafts=("AngelSlim/Qwen3-32B_eagle3",), eagle3_draft_params=1.6e9, aliases=("qwen3-32b",)),
-        Model("mistralai/Mistral-7B-Instruct-v0.3", 32, 4096, 32, 8, 128, 14336, 32768, 7.25e9, 32768,
-              aliases=("mistral-7b",)),
-        Model("mistralai/Mixtral-8x7B-Instruct-v0.1", 32, 4096, 32, 8, 128, 14336, 32000, 46.7e9, 32768,
-              num_experts=8, experts_per_token=2, active_params=12.9e9, aliases=("mixtral-8x7b",)),
+        Model(
+            "meta-llama/Llama-3.1-8B-Instruct",
+            32,
+            4096,
+            32,
+            8,
+            128,
+            14336,
+            128256,
+            8.03e9,
+            131072,
+            eagle3_drafts=("yuhuili/EAGLE3-LLaMA3.1-Instruct-8B",),
+            eagle3_draft_params=0.85e9,
+            aliases=("llama-3.1-8b", "meta-llama/Llama-3.1-8B", "meta-llama/Meta-Llama-3.1-8B-Instruct"),
+        ),
+        Model(
+            "meta-llama/Llama-3.1-70B-Instruct",
+            80,
+            8192,
+            64,
+            8,
+            128,
+            28672,
+            128256,
+            70.6e9,
+            131072,
+            aliases=("llama-3.1-70b", "meta-llama/Llama-3.1-70B", "meta-llama/Meta-Llama-3.1-70B-Instruct"),
+        ),
+        Model(
+            "meta-llama/Llama-3.3-70B-Instruct",
+            80,
+            8192,
+            64,
+            8,
+            128,
+            28672,
+            128256,
+            70.6e9,
+            131072,
+            eagle3_drafts=("yuhuili/EAGLE3-LLaMA3.3-Instruct-70B",),
+            eagle3_draft_params=1.7e9,
+            aliases=("llama-3.3-70b",),
+        ),
+        Model(
+            "Qwen/Qwen3-8B",
+            36,
+            4096,
+            32,
+            8,
+            128,
+            12288,
+            151936,
+            8.19e9,
+            40960,
+            eagle3_drafts=("AngelSlim/Qwen3-8B_eagle3",),
+            eagle3_draft_params=0.9e9,
+            aliases=("qwen3-8b",),
+        ),
+        Model(
+            "Qwen/Qwen3-32B",
+            64,
+            5120,
+            64,
+            8,
+            128,
+            25600,
+            151936,
+            32.8e9,
+            40960,
+            eagle3_drafts=("AngelSlim/Qwen3-32B_eagle3",),
+            eagle3_draft_params=1.6e9,
+            aliases=("qwen3-32b",),
+        ),
+        Model(
+            "mistralai/Mistral-7B-Instruct-v0.3",
+            32,
+            4096,
+            32,
+            8,
+            128,
+            14336,
+            32768,
+            7.25e9,
+            32768,
+            aliases=("mistral-7b",),
+        ),
+        Model(
+            "mistralai/Mixtral-8x7B-Instruct-v0.1",
+            32,
+            4096,
+            32,
+            8,
+            128,
+            14336,
+            32000,
+            46.7e9,
+            32768,
+            num_experts=8,
+            experts_per_token=2,
+            active_params=12.9e9,
+            aliases=("mixtral-8x7b",),
+        ),
     )
 }
 
@@ -83,8 +169,15 @@ def _int(cfg: Mapping[str, Any], *keys: str) -> int | None:
 
 
 def estimate_params(
-    layers: int, hidden: int, heads: int, kv_heads: int, head_dim: int, inter: int, vocab: int,
-    experts: int = 1, tied: bool = False,
+    layers: int,
+    hidden: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    inter: int,
+    vocab: int,
+    experts: int = 1,
+    tied: bool = False,
 ) -> float:
     """Parameter count of a Llama-style decoder (attention + gated MLP + embeddings)."""
     attn = hidden * head_dim * (heads + 2 * kv_heads) + heads * head_dim * hidden
@@ -103,9 +196,17 @@ def model_from_hf_config(name: str, cfg: Mapping[str, Any]) -> Model:
     heads = _int(cfg, "num_attention_heads", "n_head")
     inter = _int(cfg, "intermediate_size", "moe_intermediate_size", "ffn_dim")
     vocab = _int(cfg, "vocab_size")
-    missing = [k for k, v in (("num_hidden_layers", layers), ("hidden_size", hidden),
-                              ("num_attention_heads", heads), ("intermediate_size", inter),
-                              ("vocab_size", vocab)) if v is None]
+    missing = [
+        k
+        for k, v in (
+            ("num_hidden_layers", layers),
+            ("hidden_size", hidden),
+            ("num_attention_heads", heads),
+            ("intermediate_size", inter),
+            ("vocab_size", vocab),
+        )
+        if v is None
+    ]
     if missing or layers is None or hidden is None or heads is None or inter is None or vocab is None:
         raise LlmctlError(f"model {name!r}: config.json lacks {', '.join(missing)}")
     kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads") or heads
@@ -116,9 +217,17 @@ def model_from_hf_config(name: str, cfg: Mapping[str, Any]) -> Model:
     total = estimate_params(layers, hidden, heads, kv_heads, head_dim, inter, vocab, experts, tied)
     active = estimate_params(layers, hidden, heads, kv_heads, head_dim, inter, vocab, top_k, tied)
     return Model(
-        name=name, num_layers=layers, hidden_size=hidden, num_attention_heads=heads, num_kv_heads=kv_heads,
-        head_dim=head_dim, intermediate_size=inter, vocab_size=vocab, num_params=total,
+        name=name,
+        num_layers=layers,
+        hidden_size=hidden,
+        num_attention_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=inter,
+        vocab_size=vocab,
+        num_params=total,
         max_context=_int(cfg, "max_position_embeddings", "max_sequence_length", "n_positions") or 4096,
-        num_experts=experts, experts_per_token=top_k if experts > 1 else 1,
+        num_experts=experts,
+        experts_per_token=top_k if experts > 1 else 1,
         active_params=active if experts > 1 else None,
     )

@@ -17,34 +17,77 @@ from llmctl.planning import plan_files
 def replica_json(r: PlannedReplica) -> dict[str, Any]:
     s = r.shape
     return {
-        "name": r.name, "deployment": r.deployment, "host": r.host, "address": r.address,
-        "gpus": list(r.gpu_indices), "gpu_type": s.gpu_type, "port": r.port, "engine": s.engine,
-        "flavour": s.flavour, "engine_version": s.engine_version, "model": s.model, "tp": s.tp,
-        "quantization": s.quantization, "kv_cache_dtype": s.kv_cache_dtype, "speculative_draft": s.speculative_draft,
-        "max_context": s.max_context, "max_num_seqs": s.max_num_seqs, "kv_capacity_tokens": s.kv_capacity_tokens,
-        "max_concurrency": s.max_concurrency, "sleep_mode": s.sleep_mode, "argv": list(r.argv), "env": r.env,
+        "name": r.name,
+        "deployment": r.deployment,
+        "host": r.host,
+        "address": r.address,
+        "gpus": list(r.gpu_indices),
+        "gpu_type": s.gpu_type,
+        "port": r.port,
+        "engine": s.engine,
+        "flavour": s.flavour,
+        "engine_version": s.engine_version,
+        "model": s.model,
+        "tp": s.tp,
+        "quantization": s.quantization,
+        "kv_cache_dtype": s.kv_cache_dtype,
+        "speculative_draft": s.speculative_draft,
+        "max_context": s.max_context,
+        "max_num_seqs": s.max_num_seqs,
+        "kv_capacity_tokens": s.kv_capacity_tokens,
+        "max_concurrency": s.max_concurrency,
+        "sleep_mode": s.sleep_mode,
+        "argv": list(r.argv),
+        "env": r.env,
         "command": render_command(r.argv, r.env),
         "decisions": [{"what": d.what, "choice": d.choice, "reason": d.reason} for d in s.decisions],
     }
 
 
 def plan_json(plan: Plan) -> dict[str, Any]:
-    return {"playbook": plan.playbook, "inventory": plan.inventory,
-            "replicas": [replica_json(r) for r in plan.replicas], "warnings": list(plan.warnings)}
+    return {
+        "playbook": plan.playbook,
+        "inventory": plan.inventory,
+        "replicas": [replica_json(r) for r in plan.replicas],
+        "warnings": list(plan.warnings),
+    }
 
 
 def show_plan(plan: Plan) -> None:
     table = Table(title=f"Plan: {plan.playbook} on {plan.inventory}", title_justify="left")
-    for col in ("deployment", "replica", "host", "GPUs", "engine", "TP", "quant", "KV", "spec-decoding",
-                "context", "KV tokens", "max conc."):
-        table.add_column(col, justify="right" if col in ("TP", "context", "KV tokens", "max conc.") else "left")
+    for col in (
+        "replica",
+        "host:port",
+        "GPUs",
+        "engine",
+        "TP",
+        "weights/KV",
+        "spec",
+        "ctx",
+        "KV tokens",
+        "conc",
+    ):
+        table.add_column(
+            col,
+            justify="right" if col in ("TP", "ctx", "KV tokens", "conc") else "left",
+            no_wrap=col in ("replica", "host:port"),
+        )
     for r in plan.replicas:
         s = r.shape
-        engine = f"{s.flavour} {s.engine_version}" + (" (emulated)" if s.engine == "emulated" else "")
-        table.add_row(r.deployment, r.name, f"{r.host}:{r.port}", f"{s.gpu_type} [{','.join(map(str, r.gpu_indices))}]",
-                      engine, str(s.tp), s.quantization, s.kv_cache_dtype,
-                      "EAGLE-3" if s.speculative_draft else "off", str(s.max_context), f"{s.kv_capacity_tokens:,}",
-                      str(s.max_concurrency))
+        engine = ("emu-" if s.engine == "emulated" else "") + f"{s.flavour} {s.engine_version}"
+        quant = "fp8" if s.quantization == "fp8" else "bf16"
+        table.add_row(
+            r.name,
+            f"{r.host}:{r.port}",
+            f"{s.gpu_type}[{','.join(map(str, r.gpu_indices))}]",
+            engine,
+            str(s.tp),
+            f"{quant}/{s.kv_cache_dtype}",
+            "EAGLE-3" if s.speculative_draft else "-",
+            str(s.max_context),
+            f"{s.kv_capacity_tokens:,}",
+            str(s.max_concurrency),
+        )
     console.print(table)
     shown: set[str] = set()
     for r in plan.replicas:

@@ -94,7 +94,9 @@ class Inventory(Strict):
         for h in self.hosts:
             if h.name == name:
                 return h
-        raise LlmctlError(f"{self.file}: no host named {name!r}; hosts: {', '.join(h.name for h in self.hosts)}")
+        raise LlmctlError(
+            f"{self.file}: no host named {name!r}; hosts: {', '.join(h.name for h in self.hosts)}"
+        )
 
     def select(self, pattern: str | None) -> list[Host]:
         """Hosts matching a comma-separated list of host names or group names ('all' or None: every host)."""
@@ -127,7 +129,7 @@ def _host_lines(lines: LineMap, host_path: tuple[str, ...], own: set[str]) -> Li
     rooted = LineMap(lines.file)
     for path, line in lines.lines.items():
         if path[: len(host_path)] == host_path:
-            rooted.lines[path[len(host_path):]] = line
+            rooted.lines[path[len(host_path) :]] = line
         elif path[:1] == ("defaults",) and len(path) > 1 and path[1] not in own:
             rooted.lines[path[1:]] = line
     rooted.lines.setdefault((), lines.line_of(host_path) or 1)
@@ -164,14 +166,18 @@ def _ansible(data: dict[str, Any], lines: LineMap) -> Inventory:
     host_path: dict[str, tuple[str | int, ...]] = {}
     order: list[str] = []
 
-    def walk(group: str, body: Any, path: tuple[str | int, ...], inherited: dict[str, Any], parents: list[str]) -> None:
+    def walk(
+        group: str, body: Any, path: tuple[str | int, ...], inherited: dict[str, Any], parents: list[str]
+    ) -> None:
         if body is None:
             body = {}
         if not isinstance(body, dict):
             raise lines.error(path, "an Ansible group must be a mapping with hosts, children or vars")
         unknown = set(body) - {"hosts", "children", "vars"}
         if unknown:
-            raise lines.error((*path, sorted(unknown)[0]), "unknown field (Ansible groups have hosts, children, vars)")
+            raise lines.error(
+                (*path, sorted(unknown)[0]), "unknown field (Ansible groups have hosts, children, vars)"
+            )
         group_vars = {**inherited, **_from_ansible_vars(body.get("vars") or {})}
         groups = [*parents, group] if group != "all" else parents
         for name, host_vars in (body.get("hosts") or {}).items():
@@ -189,7 +195,9 @@ def _ansible(data: dict[str, Any], lines: LineMap) -> Inventory:
     walk("all", data["all"], ("all",), {}, [])
     result = []
     for name in order:
-        result.append(validate(Host, hosts[name], _host_lines(lines, tuple(map(str, host_path[name])), set())))
+        result.append(
+            validate(Host, hosts[name], _host_lines(lines, tuple(map(str, host_path[name])), set()))
+        )
     return Inventory(file=lines.file, hosts=tuple(result))
 
 

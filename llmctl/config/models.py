@@ -42,6 +42,7 @@ def resolve_models(playbook: Playbook, lines: LineMap) -> dict[str, Model]:
         try:
             out[dep.model] = resolve_model(dep.model, base)
         except LlmctlError as exc:
-            raise ConfigError(lines.file, lines.line_of(("deployments", i, "model")), f"deployments[{i}].model",
-                              str(exc)) from None
+            raise ConfigError(
+                lines.file, lines.line_of(("deployments", i, "model")), f"deployments[{i}].model", str(exc)
+            ) from None
     return out

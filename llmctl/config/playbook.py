@@ -1,14 +1,14 @@
 """Playbook: the deployments an operator wants, each shaped by its workload class.
 
-    deployments:
-      - name: chat
-        model: meta-llama/Llama-3.1-8B-Instruct
-        workload: online            # offline | online | semi-online
-        engine: auto                # auto | vllm | sglang | emulated
-        targets: {ttft_ms: {p50: 150, p99: 500}, itl_ms: {p50: 15, p99: 40}}
-        scaling: {min_replicas: 1, max_replicas: 4, signal: in_flight, target: 16}
-        placement: {gpu_type: H100-SXM, host_group: h100}
-        engine_args: {--max-num-seqs: 256}
+deployments:
+  - name: chat
+    model: meta-llama/Llama-3.1-8B-Instruct
+    workload: online            # offline | online | semi-online
+    engine: auto                # auto | vllm | sglang | emulated
+    targets: {ttft_ms: {p50: 150, p99: 500}, itl_ms: {p50: 15, p99: 40}}
+    scaling: {min_replicas: 1, max_replicas: 4, signal: in_flight, target: 16}
+    placement: {gpu_type: H100-SXM, host_group: h100}
+    engine_args: {--max-num-seqs: 256}
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ class Scaling(Strict):
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:
         if self.max_replicas is not None and self.max_replicas < self.min_replicas:
-            raise ValueError(f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})")
+            raise ValueError(
+                f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
+            )
         return self
 
     @property
@@ -138,7 +140,9 @@ class Deployment(Strict):
     @classmethod
     def _dns_name(cls, value: str) -> str:
         if not _NAME.match(value):
-            raise ValueError(f"{value!r}: use lowercase letters, digits and '-' (at most 63, like a DNS label)")
+            raise ValueError(
+                f"{value!r}: use lowercase letters, digits and '-' (at most 63, like a DNS label)"
+            )
         return value
 
     @field_validator("engine_args")

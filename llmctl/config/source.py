@@ -63,8 +63,12 @@ class _Builder:
                     raise self.lines.error(path, f"mapping keys must be plain scalars, got {key!r}")
                 key = str(key) if not isinstance(key, str) else key
                 if key in out:
-                    raise ConfigError(self.lines.file, key_node.start_mark.line + 1,
-                                      format_path((*path, key)), "duplicate key")
+                    raise ConfigError(
+                        self.lines.file,
+                        key_node.start_mark.line + 1,
+                        format_path((*path, key)),
+                        "duplicate key",
+                    )
                 self.lines.lines[(*path, key)] = key_node.start_mark.line + 1
                 out[key] = self.build(value_node, (*path, key))
             return out
@@ -119,8 +123,9 @@ def validation_errors(exc: ValidationError, lines: LineMap, prefix: PathKey = ()
     errors: list[ConfigError] = []
     for loc, err in raw:
         # An invalid item also makes pydantic call its container too short; the item's own error is the news.
-        if err.get("type") == "too_short" and any(other[: len(loc)] == loc and len(other) > len(loc)
-                                                  for other, _ in raw):
+        if err.get("type") == "too_short" and any(
+            other[: len(loc)] == loc and len(other) > len(loc) for other, _ in raw
+        ):
             continue
         errors.append(lines.error((*prefix, *loc), _problem(err)))
     return ConfigErrors(errors)
@@ -128,7 +133,9 @@ def validation_errors(exc: ValidationError, lines: LineMap, prefix: PathKey = ()
 
 def _field_loc(loc: tuple[str | int, ...]) -> PathKey:
     # pydantic adds union-branch names ("int", "function-after[...]") to loc; keep real keys and indices.
-    return tuple(p for p in loc if isinstance(p, int) or not (p in _TYPE_NAMES or str(p).startswith("function-")))
+    return tuple(
+        p for p in loc if isinstance(p, int) or not (p in _TYPE_NAMES or str(p).startswith("function-"))
+    )
 
 
 _TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "tuple", "literal['auto']", "none"}

@@ -15,71 +15,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.engines.flagtypes import BadValue, check_choice, convert, is_json_object_type
+from llmctl.engines.flagtypes import BadValue, Flag, FlagProblem, check_choice, convert, is_json_object_type
 
 # argparse treats these as values, not options, when no option string looks like a negative number
 # (true of both engines), so `--max-model-len -1` is a value.
 _NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
 _MAX_CHOICES_SHOWN = 8
 
-
-@dataclass(frozen=True)
-class Flag:
-    """One argparse action. `flag` is the primary option string, or the dest of a positional."""
-
-    flag: str
-    aliases: tuple[str, ...]
-    dest: str
-    action: str
-    type: str | None
-    nargs: int | str | None
-    default: object
-    choices: tuple[object, ...] | None
-    required: bool
-    const: object = None
-
-    @property
-    def positional(self) -> bool:
-        return not self.flag.startswith("-")
-
-    @property
-    def option_strings(self) -> tuple[str, ...]:
-        return () if self.positional else (self.flag, *self.aliases)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Flag:
-        choices = d.get("choices")
-        return cls(
-            flag=str(d["flag"]),
-            aliases=tuple(str(a) for a in d.get("aliases") or ()),
-            dest=str(d["dest"]),
-            action=str(d["action"]),
-            type=None if d.get("type") is None else str(d["type"]),
-            nargs=d.get("nargs"),
-            default=d.get("default"),
-            choices=None if choices is None else tuple(choices),
-            required=bool(d.get("required", False)),
-            const=d.get("const"),
-        )
-
-
-@dataclass(frozen=True)
-class FlagProblem:
-    """One reason the engine would refuse an argv."""
-
-    flag: str
-    value: str | None
-    problem: str
-    suggestion: str | None = None
-
-    def __str__(self) -> str:
-        hint = f" (did you mean {self.suggestion}?)" if self.suggestion else ""
-        return f"{self.flag}: {self.problem}{hint}"
+__all__ = ["Flag", "FlagProblem", "FlagSpec", "apply_overrides", "merge_argv", "overrides_to_argv"]
 
 
 @dataclass
 class _Item:
-    """A run of argv tokens that argparse would consume together (an option and its values, or a positional)."""
+    """Argv tokens argparse consumes together: an option and its values, or one positional."""
 
     tokens: list[str]
     key: str  # what merge_argv matches on: dest, "dest.path" for dotted keys, "?--opt" for unknown flags
@@ -124,7 +72,7 @@ class FlagSpec:
         return self._by_option.get(self._normalize(option))
 
     def negation(self, option: str) -> str | None:
-        """The option that sets the same switch the other way (`--no-X`, `--disable-X`), if the engine has one."""
+        """The option setting the same switch the other way (`--no-X`, `--disable-X`), if the engine has one."""
         flag = self.lookup(option)
         if flag is None or flag.nargs != 0:
             return None
@@ -244,7 +192,9 @@ class FlagSpec:
             want = flag.nargs
             limit = len(argv) if want in ("*", "+", "...") else want if isinstance(want, int) else 1
             j = i + 1
-            while j < len(argv) and len(item.values) < limit and (want == "..." or not self._is_option(argv[j])):
+            while (
+                j < len(argv) and len(item.values) < limit and (want == "..." or not self._is_option(argv[j]))
+            ):
                 item.values.append(argv[j])
                 j += 1
             item.tokens = list(argv[i:j])
@@ -304,7 +254,9 @@ class FlagSpec:
                 continue
             if flag.choices is not None and not check_choice(converted, flag.choices):
                 names = [str(c) for c in flag.choices]
-                shown = ", ".join(names[:_MAX_CHOICES_SHOWN]) + (", ..." if len(names) > _MAX_CHOICES_SHOWN else "")
+                shown = ", ".join(names[:_MAX_CHOICES_SHOWN]) + (
+                    ", ..." if len(names) > _MAX_CHOICES_SHOWN else ""
+                )
                 close = difflib.get_close_matches(value, names, n=1, cutoff=0.5)
                 msg = f"invalid choice {value!r} (choose from {shown})"
                 problems.append(FlagProblem(name, value, msg, close[0] if close else None))

@@ -1,4 +1,4 @@
-"""Checks one engine argv value against the `type` string recorded in a flag snapshot. Pure.
+"""Flag records from a snapshot, and checks of one argv value against the flag's recorded `type`. Pure.
 
 The snapshot records each argparse `type` callable by name (`int`, `human_readable_int`,
 `_optional_type(loads)`, ...). We cannot import the engines, so each name maps to a re-implementation of
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 _OPTIONAL = re.compile(r"^_optional_type\((.*)\)$")
 _PARSE_TYPE = re.compile(r"^_parse_type\((.*)\)$")
@@ -26,6 +29,60 @@ _SGLANG_IEC = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 _TRUE = {"true", "1", "yes", "y", "on", "t"}
 _FALSE = {"false", "0", "no", "n", "off", "f"}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One argparse action. `flag` is the primary option string, or the dest of a positional."""
+
+    flag: str
+    aliases: tuple[str, ...]
+    dest: str
+    action: str
+    type: str | None
+    nargs: int | str | None
+    default: object
+    choices: tuple[object, ...] | None
+    required: bool
+    const: object = None
+
+    @property
+    def positional(self) -> bool:
+        return not self.flag.startswith("-")
+
+    @property
+    def option_strings(self) -> tuple[str, ...]:
+        return () if self.positional else (self.flag, *self.aliases)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Flag:
+        choices = d.get("choices")
+        return cls(
+            flag=str(d["flag"]),
+            aliases=tuple(str(a) for a in d.get("aliases") or ()),
+            dest=str(d["dest"]),
+            action=str(d["action"]),
+            type=None if d.get("type") is None else str(d["type"]),
+            nargs=d.get("nargs"),
+            default=d.get("default"),
+            choices=None if choices is None else tuple(choices),
+            required=bool(d.get("required", False)),
+            const=d.get("const"),
+        )
+
+
+@dataclass(frozen=True)
+class FlagProblem:
+    """One reason the engine would refuse an argv."""
+
+    flag: str
+    value: str | None
+    problem: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        hint = f" (did you mean {self.suggestion}?)" if self.suggestion else ""
+        return f"{self.flag}: {self.problem}{hint}"
 
 
 class BadValue(ValueError):
@@ -134,5 +191,5 @@ def is_json_object_type(type_name: str | None) -> bool:
 
 
 def check_choice(value: object, choices: tuple[object, ...]) -> bool:
-    """argparse tests the converted value for membership, so `2` matches the choice 2 and "None" matches null."""
+    """argparse tests the converted value, so "2" matches the choice 2 and "None" matches null."""
     return value in choices

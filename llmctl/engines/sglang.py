@@ -16,16 +16,25 @@ EAGLE3_STEPS, EAGLE3_TOPK, EAGLE3_DRAFT_TOKENS = 3, 1, 4
 
 def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[str]:
     args = [
-        "--model-path", shape.model,
-        "--served-model-name", served_name,
-        "--host", bind,
-        "--port", str(port),
-        "--tp-size", str(shape.tp),
-        "--context-length", str(shape.max_context),
-        "--mem-fraction-static", f"{shape.memory_fraction:g}",
+        "--model-path",
+        shape.model,
+        "--served-model-name",
+        served_name,
+        "--host",
+        bind,
+        "--port",
+        str(port),
+        "--tp-size",
+        str(shape.tp),
+        "--context-length",
+        str(shape.max_context),
+        "--mem-fraction-static",
+        f"{shape.memory_fraction:g}",
         # SGLang forces 48 running requests with EAGLE unless told otherwise; say it explicitly either way.
-        "--max-running-requests", str(shape.max_num_seqs),
-        "--chunked-prefill-size", str(shape.max_batched_tokens),
+        "--max-running-requests",
+        str(shape.max_num_seqs),
+        "--chunked-prefill-size",
+        str(shape.max_batched_tokens),
         "--enable-metrics",
     ]
     if shape.quantization == "fp8":
@@ -34,11 +43,16 @@ def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[
         args += ["--kv-cache-dtype", "fp8_e4m3"]
     if shape.speculative_draft:
         args += [
-            "--speculative-algorithm", "EAGLE3",
-            "--speculative-draft-model-path", shape.speculative_draft,
-            "--speculative-num-steps", str(EAGLE3_STEPS),
-            "--speculative-eagle-topk", str(EAGLE3_TOPK),
-            "--speculative-num-draft-tokens", str(EAGLE3_DRAFT_TOKENS),
+            "--speculative-algorithm",
+            "EAGLE3",
+            "--speculative-draft-model-path",
+            shape.speculative_draft,
+            "--speculative-num-steps",
+            str(EAGLE3_STEPS),
+            "--speculative-eagle-topk",
+            str(EAGLE3_TOPK),
+            "--speculative-num-draft-tokens",
+            str(EAGLE3_DRAFT_TOKENS),
         ]
     if shape.sleep_mode:
         args += ["--enable-memory-saver"]

@@ -13,7 +13,25 @@ from collections.abc import Mapping, Sequence
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words the shell parses specially when they start a command, even though shlex.quote leaves them bare.
 _RESERVED = frozenset(
-    "! { } case do done elif else esac fi for function if in select then time until while [[ ]]".split()
+    {
+        "!",
+        "{",
+        "}",
+        "[[",
+        "]]",
+        "case",
+        "do",
+        "done",
+        "elif",
+        "else",
+        "esac",
+        "fi",
+        "for",
+        "function",
+        "if",
+        "in",
+    }
+    | {"select", "then", "time", "until", "while"}
 )
 
 
@@ -25,7 +43,7 @@ def _quote(token: str) -> str:
 
 def _quote_command(token: str) -> str:
     quoted = _quote(token)
-    # A bare `A=b` in command position is an assignment and a bare `if` a keyword; quoting makes both plain words.
+    # In command position a bare `A=b` is an assignment and a bare `if` a keyword; quoted, both are plain words.
     if quoted == token and ("=" in token or token in _RESERVED):
         return "'" + token + "'"
     return quoted

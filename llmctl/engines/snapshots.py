@@ -30,7 +30,7 @@ def known_versions(engine: str) -> tuple[str, ...]:
     return tuple(sorted(found, key=_version_key))
 
 
-def load_flagspec(engine: Engine | str, version: str | None = None) -> FlagSpec:
+def load_flagspec(engine: Engine, version: str | None = None) -> FlagSpec:
     """The flags of `engine` at `version` (default: the pinned one); cached, so call it freely."""
     return _load(engine, version or PINNED_VERSIONS.get(engine, ""))
 
@@ -39,9 +39,8 @@ def load_flagspec(engine: Engine | str, version: str | None = None) -> FlagSpec:
 def _load(engine: str, version: str) -> FlagSpec:
     versions = known_versions(engine)
     if version not in versions:
-        raise LlmctlError(
-            f"no flag snapshot for {engine} {version}; known {engine} versions: {', '.join(versions) or 'none'}"
-        )
+        known = ", ".join(versions) or "none"
+        raise LlmctlError(f"no flag snapshot for {engine} {version}; known {engine} versions: {known}")
     text = resources.files("llmctl.engines.flags").joinpath(f"{engine}-{version}.json").read_text("utf-8")
     try:
         spec = FlagSpec.from_snapshot(json.loads(text))

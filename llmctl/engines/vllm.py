@@ -20,14 +20,22 @@ EAGLE3_TOKENS = 3
 def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[str]:
     args = [
         shape.model,
-        "--served-model-name", served_name,
-        "--host", bind,
-        "--port", str(port),
-        "--tensor-parallel-size", str(shape.tp),
-        "--max-model-len", str(shape.max_context),
-        "--gpu-memory-utilization", f"{shape.memory_fraction:g}",
-        "--max-num-seqs", str(shape.max_num_seqs),
-        "--max-num-batched-tokens", str(shape.max_batched_tokens),
+        "--served-model-name",
+        served_name,
+        "--host",
+        bind,
+        "--port",
+        str(port),
+        "--tensor-parallel-size",
+        str(shape.tp),
+        "--max-model-len",
+        str(shape.max_context),
+        "--gpu-memory-utilization",
+        f"{shape.memory_fraction:g}",
+        "--max-num-seqs",
+        str(shape.max_num_seqs),
+        "--max-num-batched-tokens",
+        str(shape.max_batched_tokens),
         "--enable-chunked-prefill",
         "--enable-prefix-caching",
     ]
@@ -36,7 +44,11 @@ def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[
     if shape.kv_cache_dtype == "fp8":
         args += ["--kv-cache-dtype", "fp8"]
     if shape.speculative_draft:
-        config = {"method": "eagle3", "model": shape.speculative_draft, "num_speculative_tokens": EAGLE3_TOKENS}
+        config = {
+            "method": "eagle3",
+            "model": shape.speculative_draft,
+            "num_speculative_tokens": EAGLE3_TOKENS,
+        }
         args += ["--speculative-config", json.dumps(config, separators=(",", ":"))]
     if shape.sleep_mode:
         args += ["--enable-sleep-mode"]

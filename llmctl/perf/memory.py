@@ -88,6 +88,11 @@ def memory_fit(
     free = budget - weights - acts - FIXED_OVERHEAD_BYTES
     capacity = int(free // per_token) if free > 0 else 0
     return MemoryFit(
-        gpu_memory=float(gpu.memory_bytes), budget=budget, weights=weights, activations=acts,
-        overhead=FIXED_OVERHEAD_BYTES, kv_bytes_per_token=per_token, kv_capacity_tokens=capacity,
+        gpu_memory=float(gpu.memory_bytes),
+        budget=budget,
+        weights=weights,
+        activations=acts,
+        overhead=FIXED_OVERHEAD_BYTES,
+        kv_bytes_per_token=per_token,
+        kv_capacity_tokens=capacity,
     )

@@ -41,7 +41,7 @@ class HostState:
             return None
         # Prefer a contiguous run: neighbouring indices usually share an NVLink/PCIe switch.
         for start in range(len(free) - n + 1):
-            run = free[start:start + n]
+            run = free[start : start + n]
             if run[-1] - run[0] == n - 1:
                 break
         else:
@@ -77,8 +77,9 @@ def host_states(inventory: Inventory, facts: GpuFacts | None = None) -> list[Hos
     return states
 
 
-def eligible(states: list[HostState], host_group: str | None, hosts: Sequence[str], gpu_type: str | None
-             ) -> list[tuple[HostState, GPU]]:
+def eligible(
+    states: list[HostState], host_group: str | None, hosts: Sequence[str], gpu_type: str | None
+) -> list[tuple[HostState, GPU]]:
     out = []
     for st in states:
         if host_group and host_group not in st.host.groups:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from llmctl.catalog.gpus import GPU
 from llmctl.catalog.models import Model
 from llmctl.config.inventory import Inventory
 from llmctl.config.playbook import Deployment, Playbook
@@ -37,24 +38,52 @@ def _argv(dep: Deployment, shape: Shape, host_state: HostState, port: int, spec:
     # Local replicas listen on loopback only; remote ones must be reachable by the gateway.
     bind = "127.0.0.1" if host_state.host.connection == "local" else "0.0.0.0"
     base = engine.build_args(shape, bind=bind, port=port, served_name=dep.name)
-    args = merge_argv(spec, base, overrides_to_argv(dep.engine_args)) if dep.engine_args else base
+    args = base
+    if dep.engine_args:
+        overrides = overrides_to_argv(dep.engine_args)
+        # Checked appended to the generated flags (argparse lets a repeated flag win), before merging: a stray
+        # value in an override would otherwise be read as a positional and could replace the model.
+        problems = spec.validate([*base, *overrides])
+        if problems:
+            raise DoesNotFit("; ".join(str(p) for p in problems))
+        args = merge_argv(spec, base, overrides)
     program = emulated.program(shape.flavour) if shape.engine == "emulated" else engine.PROGRAM
     return (*program, *args)
 
 
-def _check_flags(dep: Deployment, index: int, shape: Shape, argv: tuple[str, ...], spec: FlagSpec,
-                 lines: LineMap | None, file: str) -> None:
-    program_len = len(emulated.program(shape.flavour)) if shape.engine == "emulated" else len(
-        ENGINES[shape.flavour].PROGRAM)
+def _check_flags(
+    dep: Deployment,
+    index: int,
+    shape: Shape,
+    argv: tuple[str, ...],
+    spec: FlagSpec,
+    lines: LineMap | None,
+    file: str,
+) -> None:
+    program_len = (
+        len(emulated.program(shape.flavour))
+        if shape.engine == "emulated"
+        else len(ENGINES[shape.flavour].PROGRAM)
+    )
     problems = spec.validate(list(argv[program_len:]))
     if problems:
         details = "; ".join(str(p) for p in problems)
-        raise _error(lines, file, ("deployments", index, "engine_args"),
-                     f"the {shape.flavour} {shape.engine_version} command line is invalid: {details}")
+        raise _error(
+            lines,
+            file,
+            ("deployments", index, "engine_args"),
+            f"the {shape.flavour} {shape.engine_version} command line is invalid: {details}",
+        )
 
 
-def plan_playbook(playbook: Playbook, inventory: Inventory, models: Mapping[str, Model], flagspecs: FlagSpecs,
-                  facts: GpuFacts | None = None, lines: LineMap | None = None) -> Plan:
+def plan_playbook(
+    playbook: Playbook,
+    inventory: Inventory,
+    models: Mapping[str, Model],
+    flagspecs: FlagSpecs,
+    facts: GpuFacts | None = None,
+    lines: LineMap | None = None,
+) -> Plan:
     """Plan every deployment in order on one shared pool of GPUs. `models` maps each deployment's `model` to
     its resolved architecture; `lines` (optional) lets constraint errors name the playbook line."""
     states = host_states(inventory, facts)
@@ -68,30 +97,47 @@ def plan_playbook(playbook: Playbook, inventory: Inventory, models: Mapping[str,
             raise _impossible(dep, d_index, inventory, lines, playbook.file)
         shapes: dict[tuple[str, int], Shape] = {}
         for r_index in range(dep.scaling.initial_replicas):
-            replica = _place_one(dep, d_index, r_index, model, candidates, shapes, flagspecs, lines, playbook.file)
+            replica = _place_one(
+                dep, d_index, r_index, model, candidates, shapes, flagspecs, lines, playbook.file
+            )
             replicas.append(replica)
         if dep.scaling.max_replicas and dep.scaling.max_replicas > dep.scaling.initial_replicas:
-            free = sum(len(st.free(gpu.name)) // shp.tp for (st, gpu) in candidates
-                       for key, shp in shapes.items() if key[0] == gpu.name and key[1] == st.count(gpu.name))
+            free = sum(
+                len(st.free(gpu.name)) // shp.tp
+                for (st, gpu) in candidates
+                for key, shp in shapes.items()
+                if key[0] == gpu.name and key[1] == st.count(gpu.name)
+            )
             more = dep.scaling.max_replicas - dep.scaling.initial_replicas
             if free < more:
-                warnings.append(f"{dep.name}: room for {free} more replica(s) on free GPUs, max_replicas asks {more}"
-                                " more; scale-up will stop early unless GPUs free up")
-    return Plan(playbook=playbook.file, inventory=inventory.file, replicas=tuple(replicas), warnings=tuple(warnings))
+                warnings.append(
+                    f"{dep.name}: room for {free} more replica(s) on free GPUs, max_replicas asks {more}"
+                    " more; scale-up will stop early unless GPUs free up"
+                )
+    return Plan(
+        playbook=playbook.file, inventory=inventory.file, replicas=tuple(replicas), warnings=tuple(warnings)
+    )
 
 
-def _place_one(dep: Deployment, d_index: int, r_index: int, model: Model, candidates: list[tuple[HostState, object]],
-               shapes: dict[tuple[str, int], Shape], flagspecs: FlagSpecs, lines: LineMap | None, file: str
-               ) -> PlannedReplica:
+def _place_one(
+    dep: Deployment,
+    d_index: int,
+    r_index: int,
+    model: Model,
+    candidates: list[tuple[HostState, GPU]],
+    shapes: dict[tuple[str, int], Shape],
+    flagspecs: FlagSpecs,
+    lines: LineMap | None,
+    file: str,
+) -> PlannedReplica:
     misfits: list[str] = []
     full: list[str] = []
     for state, gpu in candidates:
-        assert hasattr(gpu, "name")
         total = state.count(gpu.name)
         key = (gpu.name, total)
         if key not in shapes:
             try:
-                shapes[key] = shape_replica(dep, model, gpu, total)  # type: ignore[arg-type]
+                shapes[key] = shape_replica(dep, model, gpu, total)
             except DoesNotFit as exc:
                 misfits.append(str(exc))
                 continue
@@ -103,11 +149,28 @@ def _place_one(dep: Deployment, d_index: int, r_index: int, model: Model, candid
             continue
         port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
         spec = flagspecs[(shape.flavour, shape.engine_version)]
-        argv = _argv(dep, shape, state, port, spec)
+        try:
+            argv = _argv(dep, shape, state, port, spec)
+        except DoesNotFit as exc:
+            raise _error(
+                lines,
+                file,
+                ("deployments", d_index, "engine_args"),
+                f"invalid for {shape.flavour} {shape.engine_version}: {exc}",
+            ) from None
         _check_flags(dep, d_index, shape, argv, spec, lines, file)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **ENGINES[shape.flavour].env(shape)}
-        return PlannedReplica(deployment=dep.name, index=r_index, host=state.host.name, address=state.host.address,
-                              gpu_indices=gpus, port=port, shape=shape, argv=argv, env=env)
+        return PlannedReplica(
+            deployment=dep.name,
+            index=r_index,
+            host=state.host.name,
+            address=state.host.address,
+            gpu_indices=gpus,
+            port=port,
+            shape=shape,
+            argv=argv,
+            env=env,
+        )
     if misfits and not full:
         raise PlanError(misfits[0] if len(set(misfits)) == 1 else "\n".join(dict.fromkeys(misfits)))
     tp = max((s.tp for s in shapes.values()), default=1)
@@ -118,20 +181,38 @@ def _place_one(dep: Deployment, d_index: int, r_index: int, model: Model, candid
     )
 
 
-def _impossible(dep: Deployment, d_index: int, inventory: Inventory, lines: LineMap | None, file: str) -> ConfigError:
+def _impossible(
+    dep: Deployment, d_index: int, inventory: Inventory, lines: LineMap | None, file: str
+) -> ConfigError:
     place = dep.placement
     groups = sorted({g for h in inventory.hosts for g in h.groups})
     types = sorted({h.gpus.type for h in inventory.hosts if h.gpus})
     if place.host_group and place.host_group not in groups:
-        return _error(lines, file, ("deployments", d_index, "placement", "host_group"),
-                      f"no host in {inventory.file} is in group {place.host_group!r} (groups: {', '.join(groups) or 'none'})")
+        return _error(
+            lines,
+            file,
+            ("deployments", d_index, "placement", "host_group"),
+            f"no host in {inventory.file} is in group {place.host_group!r} (groups: {', '.join(groups) or 'none'})",
+        )
     if place.hosts:
         missing = [h for h in place.hosts if h not in {x.name for x in inventory.hosts}]
         if missing:
-            return _error(lines, file, ("deployments", d_index, "placement", "hosts"),
-                          f"no host named {', '.join(missing)} in {inventory.file}")
+            return _error(
+                lines,
+                file,
+                ("deployments", d_index, "placement", "hosts"),
+                f"no host named {', '.join(missing)} in {inventory.file}",
+            )
     if place.gpu_type:
-        return _error(lines, file, ("deployments", d_index, "placement", "gpu_type"),
-                      f"no selected host in {inventory.file} has {place.gpu_type} GPUs (have: {', '.join(types) or 'none'})")
-    return _error(lines, file, ("deployments", d_index, "placement"),
-                  f"no host in {inventory.file} matches this placement or has GPUs")
+        return _error(
+            lines,
+            file,
+            ("deployments", d_index, "placement", "gpu_type"),
+            f"no selected host in {inventory.file} has {place.gpu_type} GPUs (have: {', '.join(types) or 'none'})",
+        )
+    return _error(
+        lines,
+        file,
+        ("deployments", d_index, "placement"),
+        f"no host in {inventory.file} matches this placement or has GPUs",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from llmctl.catalog.gpus import GPU, GPUS, GiB
@@ -32,8 +33,13 @@ def flavour_of(dep: Deployment) -> tuple[str, str, Decision]:
     preset = PRESETS[dep.workload]
     if dep.engine == "emulated":
         flavour = dep.emulate or preset.engine
-        return "emulated", flavour, Decision(
-            "engine", f"emulated ({flavour})", "engine: emulated rehearses the rollout without GPUs")
+        return (
+            "emulated",
+            flavour,
+            Decision(
+                "engine", f"emulated ({flavour})", "engine: emulated rehearses the rollout without GPUs"
+            ),
+        )
     if dep.engine == "auto":
         return preset.engine, preset.engine, Decision("engine", preset.engine, preset.engine_reason)
     return dep.engine, dep.engine, Decision("engine", dep.engine, "set in the playbook")
@@ -52,7 +58,9 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
 
     max_context = min(serving.max_context or preset.max_context, model.max_context)
     if serving.max_context and serving.max_context > model.max_context:
-        raise DoesNotFit(f"max_context {serving.max_context} exceeds {model.name}'s {model.max_context} tokens")
+        raise DoesNotFit(
+            f"max_context {serving.max_context} exceeds {model.name}'s {model.max_context} tokens"
+        )
     concurrency = serving.concurrency or preset.concurrency
     required_tokens = max_context * concurrency
 
@@ -60,12 +68,19 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
     if serving.speculative == "eagle3" or (serving.speculative == "auto" and preset.speculative):
         if model.eagle3_drafts:
             draft = model.eagle3_drafts[0]
-            decisions.append(Decision("speculative decoding", f"EAGLE-3 ({draft})", preset.speculative_reason
-                                      if serving.speculative == "auto" else "set in the playbook"))
+            decisions.append(
+                Decision(
+                    "speculative decoding",
+                    f"EAGLE-3 ({draft})",
+                    preset.speculative_reason if serving.speculative == "auto" else "set in the playbook",
+                )
+            )
         elif serving.speculative == "eagle3":
             raise DoesNotFit(f"speculative: eagle3 but no EAGLE-3 draft is known for {model.name}")
         else:
-            decisions.append(Decision("speculative decoding", "off", f"no EAGLE-3 draft is known for {model.name}"))
+            decisions.append(
+                Decision("speculative decoding", "off", f"no EAGLE-3 draft is known for {model.name}")
+            )
     else:
         reason = preset.speculative_reason if serving.speculative == "auto" else "set in the playbook"
         decisions.append(Decision("speculative decoding", "off", reason))
@@ -73,19 +88,33 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
 
     if serving.quantization == "fp8" and not gpu.supports_fp8:
         raise DoesNotFit(f"quantization: fp8 but {gpu.name} has no FP8 tensor cores")
-    weights = "fp8" if serving.quantization == "fp8" or (serving.quantization == "auto" and gpu.supports_fp8) else "bf16"
+    weights = (
+        "fp8"
+        if serving.quantization == "fp8" or (serving.quantization == "auto" and gpu.supports_fp8)
+        else "bf16"
+    )
     kv_options = {"auto": ("bf16", "fp8"), "bf16": ("bf16",), "fp8": ("fp8",)}[serving.kv_cache_dtype]
     if serving.tensor_parallel == "auto":
         tps = [tp for tp in preset.tp_preference if tp <= gpus_on_host]
     else:
         tps = [serving.tensor_parallel]
         if serving.tensor_parallel > gpus_on_host:
-            raise DoesNotFit(f"tensor_parallel {serving.tensor_parallel} needs {serving.tensor_parallel} "
-                             f"{gpu.name} on one host; the largest such host has {gpus_on_host}")
+            raise DoesNotFit(
+                f"tensor_parallel {serving.tensor_parallel} needs {serving.tensor_parallel} "
+                f"{gpu.name} on one host; the largest such host has {gpus_on_host}"
+            )
 
-    def fit(tp: int, w: str, kv: str, context: int = max_context) -> MemoryFit:
-        return memory_fit(model, gpu, tp=tp, weight_dtype=w, kv_dtype=kv, memory_fraction=serving.gpu_memory_fraction,
-                          step_tokens=preset.max_batched_tokens, draft_params=draft_params)
+    def fit(tp: int, w: str, kv: str, on: GPU = gpu) -> MemoryFit:
+        return memory_fit(
+            model,
+            on,
+            tp=tp,
+            weight_dtype=w,
+            kv_dtype=kv,
+            memory_fraction=serving.gpu_memory_fraction,
+            step_tokens=preset.max_batched_tokens,
+            draft_params=draft_params,
+        )
 
     tried: list[_Candidate] = []
     chosen: _Candidate | None = None
@@ -99,45 +128,88 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         if chosen:
             break
     if chosen is None:
-        raise DoesNotFit(_explain(dep, model, gpu, gpus_on_host, tried, required_tokens, max_context, concurrency,
-                                  fit))
+        raise DoesNotFit(
+            _explain(dep, model, gpu, gpus_on_host, tried, required_tokens, max_context, concurrency, fit)
+        )
 
     tp_reason = preset.tp_reason if serving.tensor_parallel == "auto" else "set in the playbook"
     if serving.tensor_parallel == "auto" and chosen.tp != tps[0]:
         tp_reason = f"TP {tps[0]} does not fit {required_tokens} KV tokens next to the weights"
     decisions.append(Decision("tensor parallel", str(chosen.tp), tp_reason))
     if weights == "fp8":
-        decisions.append(Decision("weights", "fp8", preset.fp8_reason if serving.quantization == "auto"
-                                  else "set in the playbook"))
+        decisions.append(
+            Decision(
+                "weights",
+                "fp8",
+                preset.fp8_reason if serving.quantization == "auto" else "set in the playbook",
+            )
+        )
     else:
-        decisions.append(Decision("weights", "bf16", f"{gpu.name} has no FP8 tensor cores" if not gpu.supports_fp8
-                                  else "set in the playbook"))
-    kv_reason = ("bf16 KV cache does not fit the context and concurrency" if chosen.kv == "fp8" and
-                 serving.kv_cache_dtype == "auto" else "full-precision KV cache fits" if serving.kv_cache_dtype == "auto"
-                 else "set in the playbook")
+        decisions.append(
+            Decision(
+                "weights",
+                "bf16",
+                f"{gpu.name} has no FP8 tensor cores" if not gpu.supports_fp8 else "set in the playbook",
+            )
+        )
+    kv_reason = (
+        "bf16 KV cache does not fit the context and concurrency"
+        if chosen.kv == "fp8" and serving.kv_cache_dtype == "auto"
+        else "full-precision KV cache fits"
+        if serving.kv_cache_dtype == "auto"
+        else "set in the playbook"
+    )
     decisions.append(Decision("KV cache", chosen.kv, kv_reason))
-    decisions.append(Decision("memory", f"{chosen.fit.kv_capacity_tokens} KV tokens",
-                              f"{_gib(chosen.fit.weights)} weights + {_gib(chosen.fit.activations + chosen.fit.overhead)} "
-                              f"overheads per GPU leave {_gib(chosen.fit.kv_bytes)} for {concurrency} x {max_context} "
-                              "tokens"))
+    decisions.append(
+        Decision(
+            "memory",
+            f"{chosen.fit.kv_capacity_tokens} KV tokens",
+            f"{_gib(chosen.fit.weights)} weights + {_gib(chosen.fit.activations + chosen.fit.overhead)} "
+            f"overheads per GPU leave {_gib(chosen.fit.kv_bytes)} for {concurrency} x {max_context} "
+            "tokens",
+        )
+    )
     sleep = preset.sleep_mode
     decisions.append(Decision("sleep mode", "on" if sleep else "off", preset.sleep_reason))
     max_seqs = max(1, min(preset.max_num_seqs, chosen.fit.kv_capacity_tokens // 256))
     return Shape(
-        engine=engine, flavour=flavour, engine_version=dep.engine_version or ENGINE_VERSIONS[flavour],
-        model=model.name, gpu_type=gpu.name, tp=chosen.tp, quantization="fp8" if weights == "fp8" else "none",
-        kv_cache_dtype=chosen.kv, speculative_draft=draft, max_context=max_context, concurrency=concurrency,
-        max_num_seqs=max_seqs, max_batched_tokens=max(preset.max_batched_tokens, max_context) if flavour == "vllm"
+        engine=engine,
+        flavour=flavour,
+        engine_version=dep.engine_version or ENGINE_VERSIONS[flavour],
+        model=model.name,
+        gpu_type=gpu.name,
+        tp=chosen.tp,
+        quantization="fp8" if weights == "fp8" else "none",
+        kv_cache_dtype=chosen.kv,
+        speculative_draft=draft,
+        max_context=max_context,
+        concurrency=concurrency,
+        max_num_seqs=max_seqs,
+        max_batched_tokens=max(preset.max_batched_tokens, max_context)
+        if flavour == "vllm"
         else preset.max_batched_tokens,
-        memory_fraction=serving.gpu_memory_fraction, sleep_mode=sleep,
-        kv_capacity_tokens=chosen.fit.kv_capacity_tokens, weights_gib_per_gpu=chosen.fit.weights / GiB,
-        kv_gib_per_gpu=chosen.fit.kv_bytes / GiB, decisions=tuple(decisions),
+        memory_fraction=serving.gpu_memory_fraction,
+        sleep_mode=sleep,
+        kv_capacity_tokens=chosen.fit.kv_capacity_tokens,
+        weights_gib_per_gpu=chosen.fit.weights / GiB,
+        kv_gib_per_gpu=chosen.fit.kv_bytes / GiB,
+        decisions=tuple(decisions),
     )
 
 
-def _explain(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int, tried: list[_Candidate],
-             required_tokens: int, max_context: int, concurrency: int, fit: object) -> str:
-    best = max(tried, key=lambda c: c.fit.kv_capacity_tokens) if tried else None
+def _explain(
+    dep: Deployment,
+    model: Model,
+    gpu: GPU,
+    gpus_on_host: int,
+    tried: list[_Candidate],
+    required_tokens: int,
+    max_context: int,
+    concurrency: int,
+    fit: Callable[..., MemoryFit],
+) -> str:
+    # Ties (nothing fits at all) go to the largest TP tried: the most useful base for suggestions.
+    best = max(tried, key=lambda c: (c.fit.kv_capacity_tokens, c.tp)) if tried else None
     kv_per_token = best.fit.kv_bytes_per_token if best else 0.0
     needed = (best.fit.needed_without_kv + required_tokens * kv_per_token) if best else 0.0
     lines = [
@@ -153,31 +225,41 @@ def _explain(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int, tried: 
             f"available {_gib(best.fit.budget)}."
         )
     options: list[str] = []
-    for tp in (2, 4, 8, 16):
-        if best and tp > best.tp:
-            trial = memory_fit(model, gpu, tp=tp, weight_dtype=best.weights, kv_dtype=best.kv,
-                               memory_fraction=dep.serving.gpu_memory_fraction)
-            if trial.kv_capacity_tokens >= required_tokens:
-                options.append(f"tensor_parallel: {tp} (needs a host with {tp} x {gpu.name})")
-                break
-    if best and best.weights == "bf16" and gpu.supports_fp8 and dep.serving.quantization != "fp8":
-        trial = memory_fit(model, gpu, tp=best.tp, weight_dtype="fp8", kv_dtype=best.kv,
-                           memory_fraction=dep.serving.gpu_memory_fraction)
-        if trial.kv_capacity_tokens >= required_tokens:
+    if best:
+
+        def fits(trial: MemoryFit) -> bool:
+            return trial.kv_capacity_tokens >= required_tokens
+
+        bigger_tp = next(
+            (tp for tp in (2, 4, 8, 16) if tp > best.tp and fits(fit(tp, best.weights, best.kv))), None
+        )
+        if bigger_tp:
+            options.append(f"tensor_parallel: {bigger_tp} (needs a host with {bigger_tp} x {gpu.name})")
+        if best.weights == "bf16" and gpu.supports_fp8 and fits(fit(best.tp, "fp8", best.kv)):
             options.append("quantization: fp8")
-    if best and best.fit.kv_capacity_tokens >= 256:
+        if best.kv == "bf16" and fits(fit(best.tp, best.weights, "fp8")):
+            options.append("kv_cache_dtype: fp8")
         shorter = (best.fit.kv_capacity_tokens // concurrency) // 256 * 256
         if shorter >= 256:
             options.append(f"max_context: {shorter} (at concurrency {concurrency})")
-        fewer = best.fit.kv_capacity_tokens // max_context
-        if fewer >= 1:
-            options.append(f"concurrency: {fewer} (at max_context {max_context})")
-    bigger = [g.name for g in GPUS.values() if g.memory_bytes > gpu.memory_bytes and best is not None and
-              memory_fit(model, g, tp=best.tp, weight_dtype=best.weights if g.supports_fp8 else "bf16",
-                         kv_dtype=best.kv, memory_fraction=dep.serving.gpu_memory_fraction).kv_capacity_tokens
-              >= required_tokens]
-    if bigger:
-        options.append(f"a GPU with more memory ({', '.join(bigger)}) at TP {best.tp if best else 1}")
-    lines.append("  would fit: " + ("; ".join(options) if options else "nothing on this inventory; "
-                                    "use a smaller model or more GPUs per host"))
+        if best.fit.kv_capacity_tokens // max_context >= 1:
+            options.append(
+                f"concurrency: {best.fit.kv_capacity_tokens // max_context} (at max_context {max_context})"
+            )
+        bigger = [
+            g.name
+            for g in GPUS.values()
+            if g.memory_bytes > gpu.memory_bytes
+            and fits(fit(best.tp, best.weights if g.supports_fp8 else "bf16", best.kv, on=g))
+        ]
+        if bigger:
+            options.append(f"a GPU with more memory ({', '.join(bigger)}) at TP {best.tp}")
+    lines.append(
+        "  would fit: "
+        + (
+            "; ".join(options)
+            if options
+            else "nothing on this inventory; use a smaller model or more GPUs per host"
+        )
+    )
     return "\n".join(lines)

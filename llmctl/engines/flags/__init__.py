@@ -1,1 +1,1 @@
-"""Packaged argparse snapshots of the pinned engines (`<engine>-<version>.json`), read by llmctl.engines.snapshots."""
+"""Packaged argparse snapshots of the engines (`<engine>-<version>.json`); read by llmctl.engines.snapshots."""

@@ -49,19 +49,51 @@ def test_good_playbook_defaults() -> None:
     [
         (GOOD + "    replicas: 3\n", 6, "deployments[0].replicas", "unknown field"),
         (GOOD.replace("workload: online", "workload: realtime"), 4, "deployments[0].workload", "online"),
-        (GOOD.replace("max_replicas: 2", "max_replicas: many"), 5, "deployments[0].scaling.max_replicas",
-         "integer"),
-        (GOOD.replace("max_replicas: 2", "max_replicas: 0"), 5, "deployments[0].scaling.max_replicas", "greater than"),
-        (GOOD.replace("min_replicas: 1, max_replicas: 2", "min_replicas: 3, max_replicas: 2"), 5,
-         "deployments[0].scaling", "below min_replicas"),
+        (
+            GOOD.replace("max_replicas: 2", "max_replicas: many"),
+            5,
+            "deployments[0].scaling.max_replicas",
+            "integer",
+        ),
+        (
+            GOOD.replace("max_replicas: 2", "max_replicas: 0"),
+            5,
+            "deployments[0].scaling.max_replicas",
+            "greater than",
+        ),
+        (
+            GOOD.replace("min_replicas: 1, max_replicas: 2", "min_replicas: 3, max_replicas: 2"),
+            5,
+            "deployments[0].scaling",
+            "below min_replicas",
+        ),
         (GOOD.replace("name: chat", "name: Chat_1"), 2, "deployments[0].name", "lowercase"),
-        (GOOD + "    engine_args: {max-num-seqs: 4}\n", 6, "deployments[0].engine_args", "starting with '--'"),
+        (
+            GOOD + "    engine_args: {max-num-seqs: 4}\n",
+            6,
+            "deployments[0].engine_args",
+            "starting with '--'",
+        ),
         (GOOD + "    placement: {gpu_type: K80}\n", 6, "deployments[0].placement.gpu_type", "unknown GPU"),
-        (GOOD + "    serving: {tensor_parallel: 3}\n", 6, "deployments[0].serving.tensor_parallel", "power of two"),
-        (GOOD + "    gateway: {api_key_env: 'sk-123 secret'}\n", 6, "deployments[0].gateway.api_key_env",
-         "environment variable"),
+        (
+            GOOD + "    serving: {tensor_parallel: 3}\n",
+            6,
+            "deployments[0].serving.tensor_parallel",
+            "power of two",
+        ),
+        (
+            GOOD + "    gateway: {api_key_env: 'sk-123 secret'}\n",
+            6,
+            "deployments[0].gateway.api_key_env",
+            "environment variable",
+        ),
         ("deployments: []\n", 1, "deployments", "at least 1"),
-        (GOOD.replace("    model: meta-llama/Llama-3.1-8B-Instruct\n", ""), 2, "deployments[0].model", "required"),
+        (
+            GOOD.replace("    model: meta-llama/Llama-3.1-8B-Instruct\n", ""),
+            2,
+            "deployments[0].model",
+            "required",
+        ),
     ],
 )
 def test_errors_name_line_and_field(text: str, line: int, field: str, words: str) -> None:
@@ -79,10 +111,14 @@ def test_duplicate_deployment_names() -> None:
     assert info.value.line == 6 and "duplicate deployment name" in str(info.value)
 
 
-yaml_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12))
+yaml_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=12)
+)
 yaml_values = st.recursive(
     yaml_scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
