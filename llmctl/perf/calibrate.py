@@ -88,9 +88,13 @@ def fit_factors(
     names = tuple(factors) if factors is not None else default_fit_factors(profile)
     unknown = [n for n in names if n not in FACTOR_NAMES]
     if unknown:
-        raise LlmctlError(f"cannot fit unknown factor(s) {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}")
+        raise LlmctlError(
+            f"cannot fit unknown factor(s) {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}"
+        )
     if len(points) < len(names):
-        raise LlmctlError(f"calibration of {len(names)} factors needs at least {len(names)} points, got {len(points)}")
+        raise LlmctlError(
+            f"calibration of {len(names)} factors needs at least {len(names)} points, got {len(points)}"
+        )
     low = np.array([FACTOR_BOUNDS[n][0] for n in names])
     high = np.array([FACTOR_BOUNDS[n][1] for n in names])
     start = np.clip(np.array([getattr(profile.factors, n) for n in names], dtype=float), low, high)
@@ -103,7 +107,9 @@ def fit_factors(
     def residuals(x: np.ndarray) -> np.ndarray:
         trial = replace(profile, factors=replace(base, **dict(zip(names, map(float, x), strict=True))))
         model = StepModel(trial)
-        return np.array([model.step(b) for b in batches]) / measured - 1.0
+        predicted = np.array([model.step(b) for b in batches], dtype=float)
+        errors: np.ndarray = predicted / measured - 1.0
+        return errors
 
     result = least_squares(residuals, start, bounds=(low, high), x_scale=scale, method="trf")
     fitted = {n: float(v) for n, v in zip(names, result.x, strict=True)}

@@ -19,16 +19,23 @@ SWEEP_BATCHES: tuple[int, ...] = tuple(2**i for i in range(10))
 def kv_fit(profile: Profile, spec: SpecConfig | None = None) -> MemoryFit:
     """Per-rank memory split and KV capacity at the profile's memory fraction (draft weights included)."""
     return memory_fit(
-        profile.model, profile.gpu, tp=profile.tp, weight_dtype=profile.dtype, kv_dtype=profile.kv_dtype,
-        memory_fraction=profile.memory_fraction, draft_params=spec.draft_params if spec else 0.0,
-    )  # fmt: skip
+        profile.model,
+        profile.gpu,
+        tp=profile.tp,
+        weight_dtype=profile.dtype,
+        kv_dtype=profile.kv_dtype,
+        memory_fraction=profile.memory_fraction,
+        draft_params=spec.draft_params if spec else 0.0,
+    )
 
 
 def kv_capacity_tokens(profile: Profile, spec: SpecConfig | None = None) -> int:
     return kv_fit(profile, spec).kv_capacity_tokens
 
 
-def max_batch(profile: Profile, context: int, *, spec: SpecConfig | None = None, max_seqs: int | None = None) -> int:
+def max_batch(
+    profile: Profile, context: int, *, spec: SpecConfig | None = None, max_seqs: int | None = None
+) -> int:
     """Most sequences of `context` tokens whose KV cache fits at once (optionally capped by max_num_seqs)."""
     fit = kv_capacity_tokens(profile, spec) // max(1, context)
     return min(fit, max_seqs) if max_seqs is not None else fit

@@ -64,7 +64,9 @@ class EfficiencyFactors:
     def with_overrides(self, overrides: dict[str, float]) -> EfficiencyFactors:
         unknown = sorted(set(overrides) - set(FACTOR_NAMES))
         if unknown:
-            raise LlmctlError(f"unknown efficiency factor(s) {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}")
+            raise LlmctlError(
+                f"unknown efficiency factor(s) {', '.join(unknown)}; known: {', '.join(FACTOR_NAMES)}"
+            )
         return replace(self, **{k: float(v) for k, v in overrides.items()})
 
     def as_dict(self) -> dict[str, float]:

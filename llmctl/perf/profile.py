@@ -63,7 +63,9 @@ def make_profile(
         raise LlmctlError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     resolved_model = model if isinstance(model, Model) else find_model(model)
     if resolved_model is None:
-        raise LlmctlError(f"unknown model {model!r}; use a catalog name or a Hugging Face repo id in the catalog")
+        raise LlmctlError(
+            f"unknown model {model!r}; use a catalog name or a Hugging Face repo id in the catalog"
+        )
     resolved_gpu = gpu if isinstance(gpu, GPU) else get_gpu(gpu)
     if dtype not in DTYPES:
         raise LlmctlError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
@@ -73,16 +75,25 @@ def make_profile(
     if tp < 1 or tp & (tp - 1):
         raise LlmctlError(f"tensor parallel size must be a power of two >= 1, got {tp}")
     if resolved_model.num_attention_heads % tp:
-        raise LlmctlError(f"{resolved_model.name} has {resolved_model.num_attention_heads} heads, not divisible by tp {tp}")
+        raise LlmctlError(
+            f"{resolved_model.name} has {resolved_model.num_attention_heads} heads, not divisible by tp {tp}"
+        )
     fraction = DEFAULT_MEMORY_FRACTION[engine] if memory_fraction is None else memory_fraction
     if not 0.0 < fraction <= 1.0:
         raise LlmctlError(f"memory fraction must be in (0, 1], got {fraction}")
     factors = default_factors(engine, resolved_gpu).with_overrides(factor_overrides or {})
     return Profile(
-        engine=engine, model=resolved_model, gpu=resolved_gpu, dtype=dtype, tp=tp, kv_dtype=kv,
-        memory_fraction=fraction, cuda_graphs=cuda_graphs, factors=factors,
+        engine=engine,
+        model=resolved_model,
+        gpu=resolved_gpu,
+        dtype=dtype,
+        tp=tp,
+        kv_dtype=kv,
+        memory_fraction=fraction,
+        cuda_graphs=cuda_graphs,
+        factors=factors,
         cold_start=default_cold_start(engine),
-    )  # fmt: skip
+    )
 
 
 def parse_profile_name(name: str) -> tuple[str, str, str, str, int]:
@@ -132,14 +143,18 @@ def profile_from_mapping(data: Any, *, source: str, base: Profile | None = None)
     try:
         if isinstance(name, str):
             profile = resolve_profile(
-                name, kv_dtype=kv, cuda_graphs=graphs,
+                name,
+                kv_dtype=kv,
+                cuda_graphs=graphs,
                 memory_fraction=None if fraction is None else float(fraction),
-            )  # fmt: skip
+            )
         elif base is not None and name is None:
             profile = replace(
-                base, kv_dtype=kv or base.kv_dtype, cuda_graphs=graphs,
+                base,
+                kv_dtype=kv or base.kv_dtype,
+                cuda_graphs=graphs,
                 memory_fraction=base.memory_fraction if fraction is None else float(fraction),
-            )  # fmt: skip
+            )
         else:
             raise LlmctlError(f"profile: expected a name string, got {name!r}")
     except LlmctlError as exc:

@@ -66,7 +66,11 @@ def perf_report(
         "cold_start": {
             "local": {**local.phases(), "total_s": local.total_s},
             "network": {**network.phases(), "total_s": network.total_s},
-            "wake_from_sleep": {"host_to_gpu_s": wake.host_to_gpu_s, "fixed_s": wake.fixed_s, "total_s": wake.total_s},
+            "wake_from_sleep": {
+                "host_to_gpu_s": wake.host_to_gpu_s,
+                "fixed_s": wake.fixed_s,
+                "total_s": wake.total_s,
+            },
         },
     }
     if spec is not None:

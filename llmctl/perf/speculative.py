@@ -76,7 +76,9 @@ def expected_accepted_tokens(acceptance_rate: float, num_draft_tokens: int) -> f
 def draft_step_time(profile: Profile, spec: SpecConfig, batch: int, total_context_tokens: int) -> float:
     """One draft-model step: its (BF16) weights and one layer's KV against HBM, its FLOPs, a fixed cost."""
     m, g, f, tp = profile.model, profile.gpu, profile.factors, profile.tp
-    kv_per_token = 2 * spec.draft_layers * kv_heads_per_rank(m, tp) * m.head_dim * DTYPE_BYTES[profile.kv_dtype]
+    kv_per_token = (
+        2 * spec.draft_layers * kv_heads_per_rank(m, tp) * m.head_dim * DTYPE_BYTES[profile.kv_dtype]
+    )
     mem_bytes = spec.draft_params * DTYPE_BYTES["bf16"] / tp + total_context_tokens * kv_per_token
     memory_s = mem_bytes / (g.hbm_bandwidth * f.hbm_efficiency)
     compute_s = 2.0 * spec.draft_params / tp * batch / (g.bf16_flops * f.compute_efficiency)
@@ -119,7 +121,9 @@ def spec_pays_off(profile: Profile, spec: SpecConfig, batch: int, context: int) 
     return spec_speedup(profile, spec, batch, context) > 1.0
 
 
-def spec_break_even_batch(profile: Profile, spec: SpecConfig, context: int, max_batch: int = 4096) -> int | None:
+def spec_break_even_batch(
+    profile: Profile, spec: SpecConfig, context: int, max_batch: int = 4096
+) -> int | None:
     """Smallest batch (powers of two, then bisection) at which speculative decoding stops paying, if any."""
     if not spec_pays_off(profile, spec, 1, context):
         return 1

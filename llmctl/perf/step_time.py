@@ -31,7 +31,7 @@ def smooth_max(a: float, b: float, p: float) -> float:
     hi = max(a, b)
     if hi <= 0.0:
         return 0.0
-    return hi * ((a / hi) ** p + (b / hi) ** p) ** (1.0 / p)
+    return hi * float(((a / hi) ** p + (b / hi) ** p) ** (1.0 / p))
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,26 @@ class StepModel:
     """Per-profile constants of the step-time model; every method is O(1) float arithmetic."""
 
     __slots__ = (
-        "_act_bytes_per_token", "_allreduce_bytes_per_token", "_attn_flops_per_pair", "_attn_rate",
-        "_comm_latency", "_comm_rate", "_dense_weight_bytes", "_expert_bytes", "_experts",
-        "_experts_per_token", "_hbm_rate", "_kv_bytes_per_token", "_lm_head_flops", "_linear_flops",
-        "_linear_rate", "_overhead", "_per_seq", "_sharpness", "profile",
-    )  # fmt: skip
+        "_act_bytes_per_token",
+        "_allreduce_bytes_per_token",
+        "_attn_flops_per_pair",
+        "_attn_rate",
+        "_comm_latency",
+        "_comm_rate",
+        "_dense_weight_bytes",
+        "_expert_bytes",
+        "_experts",
+        "_experts_per_token",
+        "_hbm_rate",
+        "_kv_bytes_per_token",
+        "_linear_flops",
+        "_linear_rate",
+        "_lm_head_flops",
+        "_overhead",
+        "_per_seq",
+        "_sharpness",
+        "profile",
+    )
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
@@ -107,7 +122,9 @@ class StepModel:
         # Catalog models have untied embeddings: the input table is only indexed (a few rows per step, no
         # FLOPs), while the LM head is a full GEMM, run only for tokens that are sampled.
         if m.is_moe:
-            expert_total = (m.num_params - m.params_per_token) * m.num_experts / (m.num_experts - m.experts_per_token)
+            expert_total = (
+                (m.num_params - m.params_per_token) * m.num_experts / (m.num_experts - m.experts_per_token)
+            )
             shared = m.num_params - expert_total
             self._expert_bytes = expert_total / m.num_experts * wbytes / tp
         else:
@@ -118,7 +135,10 @@ class StepModel:
         self._dense_weight_bytes = (shared - embed) * wbytes / tp
         self._kv_bytes_per_token = kv_bytes_per_token(m, profile.kv_dtype, tp)
         self._act_bytes_per_token = (
-            ACTIVATION_TRAFFIC_ELEMENTS * (m.hidden_size + m.intermediate_size / tp) * DTYPE_BYTES["bf16"] * m.num_layers
+            ACTIVATION_TRAFFIC_ELEMENTS
+            * (m.hidden_size + m.intermediate_size / tp)
+            * DTYPE_BYTES["bf16"]
+            * m.num_layers
         )
         self._linear_flops = 2.0 * (m.params_per_token - 2.0 * embed) / tp
         self._lm_head_flops = 2.0 * embed / tp
@@ -134,7 +154,9 @@ class StepModel:
         if tp > 1:
             # Ring all-reduce moves 2(tp-1)/tp of the message per rank; two all-reduces per layer.
             self._comm_latency = 2.0 * m.num_layers * f.allreduce_latency_s
-            self._allreduce_bytes_per_token = 2.0 * m.num_layers * 2.0 * (tp - 1) / tp * m.hidden_size * DTYPE_BYTES["bf16"]
+            self._allreduce_bytes_per_token = (
+                2.0 * m.num_layers * 2.0 * (tp - 1) / tp * m.hidden_size * DTYPE_BYTES["bf16"]
+            )
             self._comm_rate = g.interconnect_bandwidth * f.comm_efficiency
         else:
             self._comm_latency = 0.0
@@ -151,7 +173,7 @@ class StepModel:
             return self._dense_weight_bytes
         # Each token routes to k of E experts; the expected number of distinct experts hit is
         # E * (1 - (1 - k/E)^tokens), assuming uniform routing.
-        distinct = self._experts * (1.0 - (1.0 - self._experts_per_token / self._experts) ** tokens)
+        distinct = self._experts * (1.0 - float((1.0 - self._experts_per_token / self._experts) ** tokens))
         return self._dense_weight_bytes + distinct * self._expert_bytes
 
     def breakdown(self, b: StepBatch) -> StepTime:
@@ -173,7 +195,11 @@ class StepModel:
         compute_s = (self._linear_flops * tokens + self._lm_head_flops * sampled) / self._linear_rate
         compute_s += self._attn_flops_per_pair * pairs / self._attn_rate
         roofline_s = smooth_max(memory_s, compute_s, self._sharpness)
-        comm_s = self._comm_latency + self._allreduce_bytes_per_token * tokens / self._comm_rate if self._comm_latency else 0.0
+        comm_s = (
+            self._comm_latency + self._allreduce_bytes_per_token * tokens / self._comm_rate
+            if self._comm_latency
+            else 0.0
+        )
         overhead_s = self._overhead + self._per_seq * (b.decode_seqs + b.prefill_seqs)
         return StepTime(memory_s, compute_s, roofline_s, comm_s, overhead_s)
 
@@ -187,12 +213,24 @@ class StepModel:
 
     def prefill(self, tokens: int, cached_tokens: int = 0, seqs: int = 1) -> float:
         """Seconds for a prefill-only step of `tokens` new tokens over `cached_tokens` already in the KV cache."""
-        return self.breakdown(StepBatch(prefill_tokens=tokens, prefill_seqs=seqs, prefill_context_tokens=cached_tokens)).total_s
+        return self.breakdown(
+            StepBatch(prefill_tokens=tokens, prefill_seqs=seqs, prefill_context_tokens=cached_tokens)
+        ).total_s
 
-    def mixed(self, decode_seqs: int, decode_context_tokens: int, prefill_tokens: int, prefill_context_tokens: int = 0) -> float:
+    def mixed(
+        self,
+        decode_seqs: int,
+        decode_context_tokens: int,
+        prefill_tokens: int,
+        prefill_context_tokens: int = 0,
+    ) -> float:
         """Seconds for a chunked-prefill step: decodes plus one prefill chunk."""
         batch = StepBatch(
-            decode_seqs, decode_context_tokens, prefill_tokens, 1 if prefill_tokens else 0, prefill_context_tokens
+            decode_seqs,
+            decode_context_tokens,
+            prefill_tokens,
+            1 if prefill_tokens else 0,
+            prefill_context_tokens,
         )
         return self.breakdown(batch).total_s
 

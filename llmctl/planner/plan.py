@@ -40,7 +40,7 @@ def _argv(dep: Deployment, shape: Shape, host_state: HostState, port: int, spec:
     base = engine.build_args(shape, bind=bind, port=port, served_name=dep.name)
     args = base
     if dep.engine_args:
-        overrides = overrides_to_argv(dep.engine_args)
+        overrides = overrides_to_argv(dep.engine_args, spec)
         # Checked appended to the generated flags (argparse lets a repeated flag win), before merging: a stray
         # value in an override would otherwise be read as a positional and could replace the model.
         problems = spec.validate([*base, *overrides])
