@@ -151,7 +151,11 @@ def _render(report: dict[str, Any]) -> None:
         even = s["break_even_batch"]
         console.print(
             f"\nspeculative decoding (k={s['num_draft_tokens']}, acceptance {s['acceptance_rate']:.2f}): "
-            + (f"stops paying at batch {even}" if even else "pays at every batch tried"),
+            + (
+                f"stops paying at batch {even}"
+                if even
+                else f"pays up to batch {s['searched_up_to_batch']} (KV limit)"
+            ),
             highlight=False,
         )
     console.print("\n[bold]cold start[/] (seconds)")

@@ -24,6 +24,10 @@ DTYPES = ("bf16", "fp8")
 DEFAULT_MEMORY_FRACTION = {"vllm": 0.90, "sglang": 0.88}
 
 
+# Top-level keys of a profile file; `calibration` is informational (written by `llmctl perf calibrate`).
+PROFILE_FILE_KEYS = ("profile", "kv_dtype", "memory_fraction", "cuda_graphs", "factors", "calibration")
+
+
 @dataclass(frozen=True)
 class Profile:
     engine: str
@@ -128,6 +132,11 @@ def profile_from_mapping(data: Any, *, source: str, base: Profile | None = None)
     """Build a profile from a parsed profile file. `base` supplies the keys when the file has none."""
     if not isinstance(data, dict):
         raise LlmctlError(f"{source}: a profile file must be a mapping")
+    unknown = sorted(str(k) for k in data if k not in PROFILE_FILE_KEYS)
+    if unknown:
+        raise LlmctlError(
+            f"{source}: unknown key(s) {', '.join(unknown)}; known: {', '.join(PROFILE_FILE_KEYS)}"
+        )
     name = data.get("profile")
     if name is None and base is None:
         raise LlmctlError(f"{source}: missing 'profile' (engine/model/gpu/dtype/tpN)")

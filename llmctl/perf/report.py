@@ -74,10 +74,12 @@ def perf_report(
         },
     }
     if spec is not None:
+        kv_limit = kv_fit(profile, spec).kv_capacity_tokens // max(1, context)
         report["speculative"] = {
             "draft_params": spec.draft_params,
             "num_draft_tokens": spec.num_draft_tokens,
             "acceptance_rate": spec.acceptance_rate,
-            "break_even_batch": spec_break_even_batch(profile, spec, context),
+            "break_even_batch": spec_break_even_batch(profile, spec, context, max_batch=max(1, kv_limit)),
+            "searched_up_to_batch": max(1, kv_limit),
         }
     return report

@@ -176,32 +176,49 @@ class StepModel:
         distinct = self._experts * (1.0 - float((1.0 - self._experts_per_token / self._experts) ** tokens))
         return self._dense_weight_bytes + distinct * self._expert_bytes
 
-    def breakdown(self, b: StepBatch) -> StepTime:
-        q = b.query_tokens
-        tokens = b.decode_seqs * q + b.prefill_tokens
+    def _parts(
+        self,
+        decode_seqs: int,
+        decode_ctx: float,
+        q: int,
+        prefill: int,
+        prefill_seqs: int,
+        prefill_ctx: float,
+        pairs: float | None,
+    ) -> tuple[float, float, float, float, float]:
+        """(memory, compute, roofline, comm, overhead) seconds; plain floats so hot loops allocate nothing."""
+        tokens = decode_seqs * q + prefill
         if tokens <= 0:
-            return StepTime(0.0, 0.0, 0.0, 0.0, 0.0)
-        kv_read = (b.decode_context_tokens + b.prefill_context_tokens) * self._kv_bytes_per_token
-        kv_write = tokens * self._kv_bytes_per_token
-        mem_bytes = self.weight_bytes_read(tokens) + kv_read + kv_write + tokens * self._act_bytes_per_token
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+        kv_bytes = (decode_ctx + prefill_ctx + tokens) * self._kv_bytes_per_token  # reads + new-token writes
+        mem_bytes = self.weight_bytes_read(tokens) + kv_bytes + tokens * self._act_bytes_per_token
         memory_s = mem_bytes / self._hbm_rate
-        sampled = b.decode_seqs * q + b.prefill_seqs
-        pairs = b.prefill_attention_pairs
         if pairs is None:
-            n = b.prefill_tokens
-            pairs = n * (b.prefill_context_tokens + (n + 1) / 2) if n else 0.0
+            pairs = prefill * (prefill_ctx + (prefill + 1) / 2) if prefill else 0.0
         # Each of the q query tokens of a decode sequence attends to the whole context.
-        pairs += b.decode_context_tokens * q
+        pairs += decode_ctx * q
+        sampled = decode_seqs * q + prefill_seqs
         compute_s = (self._linear_flops * tokens + self._lm_head_flops * sampled) / self._linear_rate
         compute_s += self._attn_flops_per_pair * pairs / self._attn_rate
         roofline_s = smooth_max(memory_s, compute_s, self._sharpness)
-        comm_s = (
-            self._comm_latency + self._allreduce_bytes_per_token * tokens / self._comm_rate
-            if self._comm_latency
-            else 0.0
+        comm_s = 0.0
+        if self._comm_latency:
+            comm_s = self._comm_latency + self._allreduce_bytes_per_token * tokens / self._comm_rate
+        overhead_s = self._overhead + self._per_seq * (decode_seqs + prefill_seqs)
+        return memory_s, compute_s, roofline_s, comm_s, overhead_s
+
+    def breakdown(self, b: StepBatch) -> StepTime:
+        return StepTime(
+            *self._parts(
+                b.decode_seqs,
+                b.decode_context_tokens,
+                b.query_tokens,
+                b.prefill_tokens,
+                b.prefill_seqs,
+                b.prefill_context_tokens,
+                b.prefill_attention_pairs,
+            )
         )
-        overhead_s = self._overhead + self._per_seq * (b.decode_seqs + b.prefill_seqs)
-        return StepTime(memory_s, compute_s, roofline_s, comm_s, overhead_s)
 
     def step(self, b: StepBatch) -> float:
         return self.breakdown(b).total_s
@@ -209,13 +226,13 @@ class StepModel:
     # --- conveniences for hot loops ----------------------------------------------------------------------
     def decode(self, batch: int, total_context_tokens: int, query_tokens: int = 1) -> float:
         """Seconds for a pure decode step of `batch` sequences whose contexts sum to `total_context_tokens`."""
-        return self.breakdown(StepBatch(batch, total_context_tokens, query_tokens=query_tokens)).total_s
+        _, _, roofline, comm, overhead = self._parts(batch, total_context_tokens, query_tokens, 0, 0, 0, None)
+        return roofline + comm + overhead
 
     def prefill(self, tokens: int, cached_tokens: int = 0, seqs: int = 1) -> float:
         """Seconds for a prefill-only step of `tokens` new tokens over `cached_tokens` already in the KV cache."""
-        return self.breakdown(
-            StepBatch(prefill_tokens=tokens, prefill_seqs=seqs, prefill_context_tokens=cached_tokens)
-        ).total_s
+        _, _, roofline, comm, overhead = self._parts(0, 0, 1, tokens, seqs, cached_tokens, None)
+        return roofline + comm + overhead
 
     def mixed(
         self,
@@ -225,14 +242,16 @@ class StepModel:
         prefill_context_tokens: int = 0,
     ) -> float:
         """Seconds for a chunked-prefill step: decodes plus one prefill chunk."""
-        batch = StepBatch(
+        parts = self._parts(
             decode_seqs,
             decode_context_tokens,
+            1,
             prefill_tokens,
             1 if prefill_tokens else 0,
             prefill_context_tokens,
+            None,
         )
-        return self.breakdown(batch).total_s
+        return parts[2] + parts[3] + parts[4]
 
 
 @lru_cache(maxsize=256)
