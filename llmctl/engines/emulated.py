@@ -10,5 +10,15 @@ PROGRAM: tuple[str, ...] = ("python3", "-m", "llmctl.engines.emulator")
 FLAVOURS = {"vllm": vllm, "sglang": sglang}
 
 
+# The emulated engine cannot ask a GPU what it is; the planner tells it which catalog GPU it stands in for.
+GPU_ENV = "LLMCTL_EMULATED_GPU"
+# Multiplies every modelled duration (cold start, engine steps): tests and demos run faster than real time.
+TIME_SCALE_ENV = "LLMCTL_EMULATOR_TIME_SCALE"
+
+
 def program(flavour: str) -> tuple[str, ...]:
     return (*PROGRAM, "--flavour", flavour)
+
+
+def env(gpu_type: str) -> dict[str, str]:
+    return {GPU_ENV: gpu_type}

@@ -160,6 +160,8 @@ def _place_one(
             ) from None
         _check_flags(dep, d_index, shape, argv, spec, lines, file)
         env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **ENGINES[shape.flavour].env(shape)}
+        if shape.engine == "emulated":
+            env.update(emulated.env(shape.gpu_type))
         return PlannedReplica(
             deployment=dep.name,
             index=r_index,
