@@ -1,0 +1,1 @@
+"""OpenAI-compatible gateway: pure routing policies (routing.py) and, later, the HTTP server."""
