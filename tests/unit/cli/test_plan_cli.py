@@ -26,7 +26,8 @@ def test_plan_prints_table_decisions_and_commands() -> None:
     out = llmctl("plan", "playbooks/local-demo.yaml", "-i", "inventory/local.yaml")
     assert out.returncode == 0, out.stderr
     assert "chat-0" in out.stdout and "EAGLE-3" in out.stdout
-    assert "CUDA_VISIBLE_DEVICES=0,1 LLMCTL_EMULATED_GPU=H100-SXM python3 -m llmctl.engines.emulator --flavour sglang" in out.stdout
+    emulated = "CUDA_VISIBLE_DEVICES=0,1 LLMCTL_EMULATED_GPU=H100-SXM python3 -m llmctl.engines.emulator"
+    assert f"{emulated} --flavour sglang" in out.stdout
     assert "tensor parallel: 2" in out.stdout
 
 
