@@ -11,6 +11,7 @@ from rich.table import Table
 from llmctl.cli.output import console, print_json
 from llmctl.engines.shell import render_command
 from llmctl.planner import Plan, PlannedReplica
+from llmctl.planner.shape import ESTIMATE_CONTEXT
 from llmctl.planning import plan_files
 
 
@@ -36,6 +37,9 @@ def replica_json(r: PlannedReplica) -> dict[str, Any]:
         "max_num_seqs": s.max_num_seqs,
         "kv_capacity_tokens": s.kv_capacity_tokens,
         "max_concurrency": s.max_concurrency,
+        "est_tokens_per_s": round(s.est_tokens_per_s, 1),
+        "est_batch": s.est_batch,
+        "est_context": s.est_context,
         "sleep_mode": s.sleep_mode,
         "argv": list(r.argv),
         "env": r.env,
@@ -66,10 +70,11 @@ def show_plan(plan: Plan) -> None:
         "ctx",
         "KV tokens",
         "conc",
+        "tok/s",
     ):
         table.add_column(
             col,
-            justify="right" if col in ("TP", "ctx", "KV tokens", "conc") else "left",
+            justify="right" if col in ("TP", "ctx", "KV tokens", "conc", "tok/s") else "left",
             no_wrap=col in ("replica", "host:port"),
         )
     for r in plan.replicas:
@@ -87,8 +92,13 @@ def show_plan(plan: Plan) -> None:
             str(s.max_context),
             f"{s.kv_capacity_tokens:,}",
             str(s.max_concurrency),
+            f"{s.est_tokens_per_s:,.0f}",
         )
     console.print(table)
+    console.print(
+        "[dim]conc: sequences of the full context that fit the KV cache; tok/s: modelled decode throughput "
+        f"with {ESTIMATE_CONTEXT}-token sequences at the largest batch that fits (llmctl perf show)[/]"
+    )
     shown: set[str] = set()
     for r in plan.replicas:
         if r.deployment not in shown:

@@ -25,6 +25,7 @@ def kv_fit(profile: Profile, spec: SpecConfig | None = None) -> MemoryFit:
         weight_dtype=profile.dtype,
         kv_dtype=profile.kv_dtype,
         memory_fraction=profile.memory_fraction,
+        step_tokens=profile.max_batched_tokens,
         draft_params=spec.draft_params if spec else 0.0,
     )
 

@@ -38,6 +38,9 @@ class Profile:
     kv_dtype: str = "bf16"
     memory_fraction: float = 0.90
     cuda_graphs: bool = True  # False = --enforce-eager (vLLM) / --disable-cuda-graph (SGLang)
+    # Tokens one engine step may carry (--max-num-batched-tokens / --chunked-prefill-size): sizes the
+    # activation memory reserved next to the KV cache, so planner, emulator and simulator agree on capacity.
+    max_batched_tokens: int = 8192
     factors: EfficiencyFactors = field(default_factory=EfficiencyFactors)
     cold_start: ColdStartFactors = field(default_factory=ColdStartFactors)
 
@@ -59,6 +62,7 @@ def make_profile(
     kv_dtype: str | None = None,
     memory_fraction: float | None = None,
     cuda_graphs: bool = True,
+    max_batched_tokens: int = 8192,
     factor_overrides: dict[str, float] | None = None,
 ) -> Profile:
     """Resolve a profile from catalog names, with default factors for that engine and GPU."""
@@ -95,6 +99,7 @@ def make_profile(
         kv_dtype=kv,
         memory_fraction=fraction,
         cuda_graphs=cuda_graphs,
+        max_batched_tokens=max_batched_tokens,
         factors=factors,
         cold_start=default_cold_start(engine),
     )

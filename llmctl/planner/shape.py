@@ -9,11 +9,17 @@ from llmctl.catalog.gpus import GPU, GPUS, GiB
 from llmctl.catalog.models import Model
 from llmctl.config.playbook import Deployment
 from llmctl.engines import sglang, vllm
+from llmctl.perf.capacity import max_throughput
 from llmctl.perf.memory import MemoryFit, memory_fit
+from llmctl.perf.profile import make_profile
+from llmctl.perf.speculative import SpecConfig
 from llmctl.planner.presets import PRESETS
 from llmctl.planner.types import Decision, Shape
 
 ENGINE_VERSIONS = {"vllm": vllm.DEFAULT_VERSION, "sglang": sglang.DEFAULT_VERSION}
+# Context (prompt + output) of the typical sequence behind the plan's throughput estimate; a mid-sized chat
+# or enrichment request. The estimate is the performance model's, at the largest batch the KV cache allows.
+ESTIMATE_CONTEXT = 2048
 
 
 class DoesNotFit(Exception):
@@ -94,15 +100,26 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         else "bf16"
     )
     kv_options = {"auto": ("bf16", "fp8"), "bf16": ("bf16",), "fp8": ("fp8",)}[serving.kv_cache_dtype]
+    # Engines shard attention heads across ranks: a TP size must divide the head count.
     if serving.tensor_parallel == "auto":
-        tps = [tp for tp in preset.tp_preference if tp <= gpus_on_host]
+        tps = [
+            tp for tp in preset.tp_preference if tp <= gpus_on_host and model.num_attention_heads % tp == 0
+        ]
     else:
         tps = [serving.tensor_parallel]
+        if model.num_attention_heads % serving.tensor_parallel:
+            raise DoesNotFit(
+                f"tensor_parallel {serving.tensor_parallel} does not divide {model.name}'s "
+                f"{model.num_attention_heads} attention heads"
+            )
         if serving.tensor_parallel > gpus_on_host:
             raise DoesNotFit(
                 f"tensor_parallel {serving.tensor_parallel} needs {serving.tensor_parallel} "
                 f"{gpu.name} on one host; the largest such host has {gpus_on_host}"
             )
+
+    # vLLM needs a step to hold at least one whole prompt when chunked prefill is off; keep it >= the context.
+    batched = max(preset.max_batched_tokens, max_context) if flavour == "vllm" else preset.max_batched_tokens
 
     def fit(tp: int, w: str, kv: str, on: GPU = gpu) -> MemoryFit:
         return memory_fit(
@@ -112,7 +129,7 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
             weight_dtype=w,
             kv_dtype=kv,
             memory_fraction=serving.gpu_memory_fraction,
-            step_tokens=preset.max_batched_tokens,
+            step_tokens=batched,
             draft_params=draft_params,
         )
 
@@ -172,6 +189,19 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
     sleep = preset.sleep_mode
     decisions.append(Decision("sleep mode", "on" if sleep else "off", preset.sleep_reason))
     max_seqs = max(1, min(preset.max_num_seqs, chosen.fit.kv_capacity_tokens // 256))
+    profile = make_profile(
+        flavour,
+        model,
+        gpu,
+        weights,
+        chosen.tp,
+        kv_dtype=chosen.kv,
+        memory_fraction=serving.gpu_memory_fraction,
+        max_batched_tokens=batched,
+    )
+    spec = SpecConfig(draft_params=draft_params) if draft else None
+    est_context = min(ESTIMATE_CONTEXT, max_context)
+    best = max_throughput(profile, est_context, spec=spec, max_seqs=max_seqs)
     return Shape(
         engine=engine,
         flavour=flavour,
@@ -185,14 +215,15 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         max_context=max_context,
         concurrency=concurrency,
         max_num_seqs=max_seqs,
-        max_batched_tokens=max(preset.max_batched_tokens, max_context)
-        if flavour == "vllm"
-        else preset.max_batched_tokens,
+        max_batched_tokens=batched,
         memory_fraction=serving.gpu_memory_fraction,
         sleep_mode=sleep,
         kv_capacity_tokens=chosen.fit.kv_capacity_tokens,
         weights_gib_per_gpu=chosen.fit.weights / GiB,
         kv_gib_per_gpu=chosen.fit.kv_bytes / GiB,
+        est_context=est_context,
+        est_batch=best.batch if best else 0,
+        est_tokens_per_s=best.tokens_per_s if best else 0.0,
         decisions=tuple(decisions),
     )
 

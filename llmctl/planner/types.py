@@ -36,6 +36,9 @@ class Shape:
     kv_capacity_tokens: int
     weights_gib_per_gpu: float
     kv_gib_per_gpu: float
+    est_context: int  # sequence length the throughput estimate assumes
+    est_batch: int  # sequences of est_context running at once (KV- and max_num_seqs-bound)
+    est_tokens_per_s: float  # modelled decode throughput of the replica at est_batch
     decisions: tuple[Decision, ...] = ()
 
     @property

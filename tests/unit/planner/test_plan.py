@@ -204,3 +204,25 @@ def test_hostile_values_render_as_one_quoted_argument(tmp_path: Path, plan_yaml:
     assert out.stdout.splitlines() == list(r.argv[2:])
     assert str(hostile_dir) in out.stdout.splitlines() and served in out.stdout.splitlines()
     assert not any(p.name.startswith("pwned") for p in tmp_path.iterdir())
+
+
+def test_plan_capacity_comes_from_the_performance_model() -> None:
+    from llmctl.perf.capacity import kv_capacity_tokens, max_throughput
+    from llmctl.perf.profile import make_profile
+
+    plan = plan_files(ROOT / "playbooks/offline-batch.yaml", ROOT / "inventory/example-ssh.yaml")
+    s = plan.replicas[0].shape
+    profile = make_profile(
+        s.flavour,
+        s.model,
+        s.gpu_type,
+        "fp8",
+        s.tp,
+        kv_dtype=s.kv_cache_dtype,
+        memory_fraction=s.memory_fraction,
+        max_batched_tokens=s.max_batched_tokens,
+    )
+    assert kv_capacity_tokens(profile) == s.kv_capacity_tokens
+    best = max_throughput(profile, s.est_context, max_seqs=s.max_num_seqs)
+    assert best is not None and best.tokens_per_s == pytest.approx(s.est_tokens_per_s)
+    assert s.est_batch == best.batch > 0
