@@ -1,0 +1,67 @@
+"""Which replicas serve each deployment, and how many requests each has outstanding. The controller updates
+it; the gateway reads it on every request. Also holds requests while a deployment has no ready replica."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from llmctl.gateway.routing import Backend, RouteKey, Router, make_router
+
+
+@dataclass
+class Endpoint:
+    name: str
+    url: str  # base URL, e.g. http://127.0.0.1:8000
+    outstanding: int = 0
+
+
+@dataclass
+class DeploymentRoutes:
+    name: str
+    router: Router
+    api_key: str | None = None  # resolved from the environment at start-up; never logged or stored
+    max_held: int = 256  # requests held while no replica is ready (scale from zero)
+    hold_timeout_s: float = 120.0
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    held: int = 0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def choose(self, key: RouteKey, exclude: Iterable[str] = ()) -> Endpoint | None:
+        skip = set(exclude)
+        views = [Backend(e.name, e.outstanding) for e in self.endpoints.values() if e.name not in skip]
+        pick = self.router.choose(views, key)
+        return self.endpoints[pick.name] if pick else None
+
+
+class Registry:
+    def __init__(self, on_demand: Callable[[str], None] | None = None) -> None:
+        self.deployments: dict[str, DeploymentRoutes] = {}
+        # Called when a request arrives for a deployment with no ready replica (the controller wakes one).
+        self.on_demand = on_demand
+
+    def add_deployment(
+        self,
+        name: str,
+        route: str = "least_outstanding",
+        api_key: str | None = None,
+        max_held: int = 256,
+        hold_timeout_s: float = 120.0,
+    ) -> DeploymentRoutes:
+        routes = DeploymentRoutes(name, make_router(route), api_key, max_held, hold_timeout_s)
+        self.deployments[name] = routes
+        return routes
+
+    def set_endpoints(self, deployment: str, endpoints: Iterable[tuple[str, str]]) -> None:
+        """Replace the ready replicas of a deployment; outstanding counts survive for replicas that stay."""
+        routes = self.deployments[deployment]
+        new = {}
+        for name, url in endpoints:
+            old = routes.endpoints.get(name)
+            new[name] = old if old and old.url == url else Endpoint(name, url)
+        routes.endpoints = new
+        if new:
+            routes.ready.set()
+        else:
+            routes.ready.clear()

@@ -1,0 +1,228 @@
+"""The gateway over real loopback HTTP: routing by model, streaming pass-through, retries before the first
+byte only, API keys, and holding requests while a deployment scales from zero."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmctl.errors import LlmctlError
+from llmctl.gateway.registry import Registry
+from llmctl.gateway.server import Gateway, check_bind
+
+
+@dataclass
+class Upstream:
+    """A stand-in replica: answers completions, optionally streaming chunks gated by events."""
+
+    name: str
+    hits: int = 0
+    gates: list[asyncio.Event] = field(default_factory=list)
+    die_after_first_chunk: bool = False
+    seen_auth: list[str | None] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.hits += 1
+        self.seen_auth.append(request.headers.get("Authorization"))
+        body = await request.json()
+        if not body.get("stream"):
+            return web.json_response({"served_by": self.name, "model": body["model"]})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for i in range(3):
+            await resp.write(f"data: {json.dumps({'i': i, 'by': self.name})}\n\n".encode())
+            if self.die_after_first_chunk:
+                request.transport.close()  # type: ignore[union-attr]
+                return resp
+            if i < len(self.gates):
+                await self.gates[i].wait()
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+async def start_upstream(up: Upstream) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/v1/completions", up.handle)
+    app.router.add_post("/v1/chat/completions", up.handle)
+    return await serve(app)
+
+
+def closed_port() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+GatewayFactory = Callable[[Registry], Awaitable[str]]
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[GatewayFactory]:
+    runners: list[web.AppRunner] = []
+
+    async def make(registry: Registry) -> str:
+        runner, url = await serve(Gateway(registry).app())
+        runners.append(runner)
+        return url
+
+    yield make
+    for r in runners:
+        await r.cleanup()
+
+
+async def post(
+    url: str, body: dict[str, object], key: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    async with aiohttp.ClientSession() as s, s.post(url + "/v1/completions", json=body, headers=headers) as r:
+        return r.status, dict(r.headers), await r.read()
+
+
+async def test_routes_by_model_and_lists_models(gateway: GatewayFactory) -> None:
+    a, b = Upstream("a"), Upstream("b")
+    (ra, ua), (rb, ub) = await start_upstream(a), await start_upstream(b)
+    reg = Registry()
+    reg.add_deployment("chat")
+    reg.add_deployment("batch")
+    reg.set_endpoints("chat", [("chat-0", ua)])
+    reg.set_endpoints("batch", [("batch-0", ub)])
+    url = await gateway(reg)
+    status, _, body = await post(url, {"model": "batch", "prompt": "hi"})
+    assert status == 200 and json.loads(body)["served_by"] == "b"
+    status, _, body = await post(url, {"model": "nope", "prompt": "hi"})
+    assert status == 404 and "`nope` does not exist" in body.decode()
+    async with aiohttp.ClientSession() as s, s.get(url + "/v1/models") as r:
+        assert {m["id"] for m in (await r.json())["data"]} == {"chat", "batch"}
+    await ra.cleanup()
+    await rb.cleanup()
+
+
+async def test_streams_token_by_token(gateway: GatewayFactory) -> None:
+    gates = [asyncio.Event(), asyncio.Event()]
+    up = Upstream("a", gates=gates)
+    runner, uurl = await start_upstream(up)
+    reg = Registry()
+    reg.add_deployment("chat")
+    reg.set_endpoints("chat", [("chat-0", uurl)])
+    url = await gateway(reg)
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url + "/v1/completions", json={"model": "chat", "prompt": "x", "stream": True}) as r,
+    ):
+        # The upstream sends its second chunk only after we have read the first through the gateway.
+        first = await asyncio.wait_for(r.content.readuntil(b"\n\n"), timeout=10)
+        assert b'"i": 0' in first
+        gates[0].set()
+        second = await asyncio.wait_for(r.content.readuntil(b"\n\n"), timeout=10)
+        assert b'"i": 1' in second
+        gates[1].set()
+        rest = await asyncio.wait_for(r.read(), timeout=10)
+        assert rest.endswith(b"data: [DONE]\n\n")
+    await runner.cleanup()
+
+
+async def test_retries_only_before_the_first_byte(gateway: GatewayFactory) -> None:
+    good = Upstream("good")
+    runner, good_url = await start_upstream(good)
+    reg = Registry()
+    reg.add_deployment("chat", route="round_robin")
+    reg.set_endpoints("chat", [("a-dead", closed_port()), ("b-good", good_url)])
+    url = await gateway(reg)
+    for _ in range(4):
+        status, _, body = await post(url, {"model": "chat", "prompt": "p"})
+        assert status == 200 and json.loads(body)["served_by"] == "good"
+    assert good.hits == 4
+
+    dying = Upstream("dying", die_after_first_chunk=True)
+    runner2, dying_url = await start_upstream(dying)
+    reg.set_endpoints("chat", [("c-dying", dying_url)])
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url + "/v1/completions", json={"model": "chat", "prompt": "p", "stream": True}) as r,
+    ):
+        data = b""
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async for chunk in r.content.iter_any():
+                data += chunk
+    assert b'"i": 0' in data and dying.hits == 1  # bytes had been sent: not retried elsewhere
+    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+        text = await r.text()
+    retries = {
+        s.labels["deployment"]: s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "llmctl_gateway_retries_total"
+    }
+    assert retries["chat"] >= 2
+    await runner.cleanup()
+    await runner2.cleanup()
+
+
+async def test_api_key_is_required_and_never_exposed(gateway: GatewayFactory) -> None:
+    up = Upstream("a")
+    runner, uurl = await start_upstream(up)
+    reg = Registry()
+    reg.add_deployment("chat", api_key="sk-test-secret-42")
+    reg.set_endpoints("chat", [("chat-0", uurl)])
+    url = await gateway(reg)
+    assert (await post(url, {"model": "chat", "prompt": "p"}))[0] == 401
+    assert (await post(url, {"model": "chat", "prompt": "p"}, key="wrong"))[0] == 401
+    assert (await post(url, {"model": "chat", "prompt": "p"}, key="sk-test-secret-42"))[0] == 200
+    assert up.hits == 1 and up.seen_auth == [None]  # the gateway's key is not forwarded to replicas
+    async with aiohttp.ClientSession() as s, s.get(url + "/metrics") as r:
+        assert "sk-test-secret-42" not in await r.text()
+    await runner.cleanup()
+
+
+async def test_scale_from_zero_holds_requests_until_a_replica_is_ready(gateway: GatewayFactory) -> None:
+    up = Upstream("late")
+    runner, uurl = await start_upstream(up)
+    woken: list[str] = []
+    reg = Registry(on_demand=woken.append)
+    reg.add_deployment("burst", max_held=2, hold_timeout_s=30)
+    url = await gateway(reg)
+    held = [asyncio.create_task(post(url, {"model": "burst", "prompt": str(i)})) for i in range(2)]
+    while reg.deployments["burst"].held < 2:  # both requests reached the gateway and wait
+        await asyncio.sleep(0.01)
+    assert woken == ["burst", "burst"]
+    status, headers, _ = await post(url, {"model": "burst", "prompt": "overflow"})
+    assert status == 503 and int(headers["Retry-After"]) >= 1
+    reg.set_endpoints("burst", [("burst-0", uurl)])
+    results = await asyncio.wait_for(asyncio.gather(*held), timeout=10)
+    assert [r[0] for r in results] == [200, 200] and up.hits == 2
+    await runner.cleanup()
+
+
+async def test_hold_times_out_with_retry_after(gateway: GatewayFactory) -> None:
+    reg = Registry()
+    reg.add_deployment("cold", hold_timeout_s=0.2)
+    url = await gateway(reg)
+    status, headers, body = await post(url, {"model": "cold", "prompt": "p"})
+    assert status == 503 and "Retry-After" in headers and b"no ready replica" in body
+
+
+def test_non_loopback_bind_needs_api_keys() -> None:
+    reg = Registry()
+    reg.add_deployment("chat")
+    check_bind("127.0.0.1", reg)
+    with pytest.raises(LlmctlError, match="refusing to bind the gateway to 0.0.0.0"):
+        check_bind("0.0.0.0", reg)
+    reg.deployments["chat"].api_key = "k"
+    check_bind("0.0.0.0", reg)
