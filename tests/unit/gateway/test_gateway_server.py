@@ -222,7 +222,7 @@ def test_non_loopback_bind_needs_api_keys() -> None:
     reg = Registry()
     reg.add_deployment("chat")
     check_bind("127.0.0.1", reg)
-    with pytest.raises(LlmctlError, match="refusing to bind the gateway to 0.0.0.0"):
+    with pytest.raises(LlmctlError, match=r"refusing to bind the gateway to 0\.0\.0\.0"):
         check_bind("0.0.0.0", reg)
     reg.deployments["chat"].api_key = "k"
     check_bind("0.0.0.0", reg)
