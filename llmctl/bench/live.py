@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
@@ -28,6 +28,7 @@ class RequestTiming:
     itl_s: float  # mean inter-token gap after the first token; 0 when fewer than two tokens came back
     prompt_tokens: int
     completion_tokens: int
+    e2e_s: float = 0.0  # request sent to last byte received
 
 
 def parse_sse(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
@@ -77,9 +78,15 @@ def timing_from_events(
     )
 
 
-async def _one_request(
-    client: httpx.AsyncClient, url: str, model: str, prompt_tokens: int, output_tokens: int
+async def stream_completion(
+    client: httpx.AsyncClient,
+    url: str,
+    model: str,
+    prompt_tokens: int,
+    output_tokens: int,
+    headers: dict[str, str] | None = None,
 ) -> RequestTiming:
+    """One streaming /v1/completions request of about `prompt_tokens` in and exactly `output_tokens` out."""
     body = {
         "model": model,
         # " hi" is one token in the common BPE vocabularies; `usage` corrects the count when returned.
@@ -92,7 +99,9 @@ async def _one_request(
     }
     events: list[tuple[float, dict[str, Any]]] = []
     start = time.perf_counter()
-    async with client.stream("POST", f"{url.rstrip('/')}/v1/completions", json=body) as response:
+    async with client.stream(
+        "POST", f"{url.rstrip('/')}/v1/completions", json=body, headers=headers
+    ) as response:
         if response.status_code != 200:
             detail = (await response.aread()).decode(errors="replace")[:200]
             raise LlmctlError(f"{url}: /v1/completions answered HTTP {response.status_code}: {detail}")
@@ -101,7 +110,8 @@ async def _one_request(
             events.extend((now, e) for e in parse_sse([line]))
             if line.strip() == "data: [DONE]":
                 break
-    return timing_from_events(events, start, prompt_tokens)
+    timing = timing_from_events(events, start, prompt_tokens)
+    return replace(timing, e2e_s=time.perf_counter() - start)
 
 
 async def benchmark_server(
@@ -120,7 +130,7 @@ async def benchmark_server(
         async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
             for c in concurrencies:
                 timings = await asyncio.gather(
-                    *(_one_request(client, url, model, prompt_tokens, output_tokens) for _ in range(c))
+                    *(stream_completion(client, url, model, prompt_tokens, output_tokens) for _ in range(c))
                 )
                 levels.append(
                     BenchmarkLevel(

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from llmctl.cli import hosts, perf, plan, provision
+from llmctl.cli import hosts, load, perf, plan, provision
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
 
@@ -22,6 +22,7 @@ app.command("plan")(plan.plan_command)
 app.add_typer(perf.app, name="perf")
 app.add_typer(hosts.app, name="hosts")
 app.command("provision")(provision.provision_command)
+app.command("load")(load.load_command)
 
 
 def main() -> None:
