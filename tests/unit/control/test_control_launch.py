@@ -1,0 +1,69 @@
+"""Replica launch scripts run for real through sh: detached start, idempotent re-start, status, log, stop."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from llmctl.control.launch import log_tail_argv, shell_path, start_argv, status_argv, stop_argv
+
+
+def sh(argv: list[str], home: Path) -> str:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    return subprocess.run(
+        argv, capture_output=True, text=True, check=True, env=env, timeout=60
+    ).stdout.strip()
+
+
+def test_shell_path_expands_home_only_at_the_start() -> None:
+    assert shell_path("~/.llmctl/r 1") == "\"$HOME\"/'.llmctl/r 1'"
+    assert shell_path("/srv/~x") == "'/srv/~x'"
+    assert shell_path("/tmp/a;b") == "'/tmp/a;b'"
+
+
+def test_start_status_log_stop(tmp_path: Path) -> None:
+    hostile = "x; touch pwned"
+    program = [
+        sys.executable,
+        "-c",
+        "import sys,time; print('up', sys.argv[1], flush=True); time.sleep(600)",
+        hostile,
+    ]
+    run_dir = "~/replicas/chat 0"
+    program = [
+        sys.executable,
+        "-c",
+        "import os,sys,time; print('up', sys.argv[1], os.environ['GREETING'], flush=True); time.sleep(600)",
+        hostile,
+    ]
+    out = sh(start_argv(run_dir, program, {"GREETING": "$(touch pwned2)"}), tmp_path)
+    assert out.startswith("started ")
+    pid = int(out.split()[1])
+    d = tmp_path / "replicas" / "chat 0"
+    assert (d / "pid").read_text().strip() == str(pid)
+    assert sh(start_argv(run_dir, program, {}), tmp_path) == f"running {pid}"  # idempotent: no second copy
+    assert sh(status_argv(run_dir), tmp_path) == f"running {pid}"
+    # The process runs in its own session, so it outlives the shell (and the SSH session) that started it.
+    assert os.getsid(pid) == pid
+    for _ in range(200):
+        if "up" in sh(log_tail_argv(run_dir), tmp_path):
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert sh(log_tail_argv(run_dir), tmp_path) == f"up {hostile} $(touch pwned2)"
+    assert sh(stop_argv(run_dir, grace_s=5), tmp_path) == f"stopped {pid}"
+    assert sh(status_argv(run_dir), tmp_path) == "absent"
+    assert not list(tmp_path.rglob("pwned*"))
+
+
+def test_exited_process_is_reported(tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "r")
+    out = sh(start_argv(run_dir, [sys.executable, "-c", "print('bye')"], {}), tmp_path)
+    pid = int(out.split()[1])
+    for _ in range(200):
+        if sh(status_argv(run_dir), tmp_path) == f"exited {pid}":
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert sh(status_argv(run_dir), tmp_path) == f"exited {pid}"
+    assert sh(log_tail_argv(run_dir), tmp_path) == "bye"
