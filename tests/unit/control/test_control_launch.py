@@ -25,12 +25,6 @@ def test_shell_path_expands_home_only_at_the_start() -> None:
 
 def test_start_status_log_stop(tmp_path: Path) -> None:
     hostile = "x; touch pwned"
-    program = [
-        sys.executable,
-        "-c",
-        "import sys,time; print('up', sys.argv[1], flush=True); time.sleep(600)",
-        hostile,
-    ]
     run_dir = "~/replicas/chat 0"
     program = [
         sys.executable,
