@@ -1,0 +1,90 @@
+"""Gather host facts in one round trip per host, fall back to declared GPUs, and cache them in the store."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from llmctl.config.inventory import Host
+from llmctl.fleet.facts_parse import GpuFact, HostFacts, parse_facts
+from llmctl.fleet.pool import Fleet
+from llmctl.fleet.transport import FleetError, Transport
+from llmctl.state.store import Store
+
+# Values arrive as $1 (model cache) and $2 (llmctl venv): never spliced into the script text.
+FACTS_SCRIPT = r"""
+c=$1; v=$2
+case $c in "~"|"~/"*) c="$HOME${c#\~}";; esac
+case $v in "~"|"~/"*) v="$HOME${v#\~}";; esac
+echo "@@ nvidia_smi_status"
+if command -v nvidia-smi >/dev/null 2>&1; then
+  echo ok
+  echo "@@ gpus"
+  nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid --format=csv,noheader,nounits
+  echo "@@ smi_header"
+  nvidia-smi 2>/dev/null | head -n 5
+else
+  echo missing
+fi
+echo "@@ cpus"; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
+echo "@@ meminfo"; grep MemTotal /proc/meminfo
+echo "@@ disk"; d=$c; while [ ! -d "$d" ] && [ "$d" != "/" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1
+echo "@@ os"; cat /etc/os-release 2>/dev/null
+echo "@@ python"; python3 --version 2>&1
+echo "@@ engines"
+for e in vllm sglang llmctl; do
+  ver=-
+  if [ -x "$v/bin/python" ]; then
+    ver=$("$v/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$e" \
+      2>/dev/null || echo -)
+  fi
+  echo "$e $ver"
+done
+"""
+
+
+def venv_dir(host: Host) -> str:
+    return host.workdir.rstrip("/") + "/venv"
+
+
+def facts_argv(host: Host) -> list[str]:
+    return ["sh", "-c", FACTS_SCRIPT, "llmctl-facts", host.model_cache, venv_dir(host)]
+
+
+def with_declared_gpus(host: Host, facts: HostFacts) -> HostFacts:
+    """Without nvidia-smi the inventory's declared GPUs stand in, and the facts say so."""
+    if facts.gpu_source == "nvidia-smi" or host.gpus is None:
+        return facts
+    gpu = host.gpus.gpu
+    declared = tuple(
+        GpuFact(i, gpu.name, int(gpu.memory_bytes / 2**20), 0, 0, f"declared-{host.name}-{i}", gpu.name)
+        for i in range(host.gpus.count)
+    )
+    note = f"GPUs as declared in the inventory ({host.gpus.count} x {gpu.name}): no nvidia-smi on the host"
+    return HostFacts(**{**facts.__dict__, "gpus": declared, "gpu_source": "declared", "notes": (note,)})
+
+
+async def gather_one(host: Host, transport: Transport, timeout: float = 60.0) -> HostFacts:
+    result = await transport.run(facts_argv(host), timeout=timeout, check=True)
+    try:
+        facts = parse_facts(host.name, result.stdout)
+    except ValueError as exc:
+        raise FleetError(host.name, f"unexpected facts output: {exc}") from None
+    return with_declared_gpus(host, facts)
+
+
+async def gather(
+    fleet: Fleet, hosts: Sequence[Host], store: Store | None = None
+) -> dict[str, HostFacts | FleetError]:
+    results = await fleet.each(gather_one, hosts)
+    if store is not None:
+        now = time.time()
+        for name, facts in results.items():
+            if isinstance(facts, HostFacts):
+                store.put_facts(name, facts.to_dict(), now)
+    return results
+
+
+def cached_gpu_facts(store: Store) -> dict[str, list[tuple[int, str]]]:
+    """Cached GPUs per host in the planner's facts form."""
+    return {host: HostFacts.from_dict(data).gpu_slots() for host, (_, data) in store.all_facts().items()}
