@@ -60,7 +60,7 @@ def with_declared_gpus(host: Host, facts: HostFacts) -> HostFacts:
         GpuFact(i, gpu.name, int(gpu.memory_bytes / 2**20), 0, 0, f"declared-{host.name}-{i}", gpu.name)
         for i in range(host.gpus.count)
     )
-    note = f"GPUs as declared in the inventory ({host.gpus.count} x {gpu.name}): no nvidia-smi on the host"
+    note = f"no nvidia-smi: GPUs as declared in the inventory ({host.gpus.count} x {gpu.name})"
     return HostFacts(**{**facts.__dict__, "gpus": declared, "gpu_source": "declared", "notes": (note,)})
 
 
