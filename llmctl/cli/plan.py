@@ -8,8 +8,10 @@ from typing import Any
 import typer
 from rich.table import Table
 
+from llmctl.cli.common import STATE, open_store
 from llmctl.cli.output import console, print_json
 from llmctl.engines.shell import render_command
+from llmctl.fleet.facts import cached_gpu_facts
 from llmctl.planner import Plan, PlannedReplica
 from llmctl.planner.shape import ESTIMATE_CONTEXT
 from llmctl.planning import plan_files
@@ -118,9 +120,12 @@ def plan_command(
     playbook: Path = typer.Argument(..., help="Playbook YAML (deployments)."),
     inventory: Path = typer.Option(Path("inventory/local.yaml"), "-i", "--inventory", help="Inventory YAML."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    state: Path | None = STATE,
 ) -> None:
-    """Plan a playbook on an inventory: replicas, GPUs, engine flags and the exact command per replica."""
-    plan = plan_files(playbook, inventory)
+    """Plan a playbook on an inventory: replicas, GPUs, engine flags and the exact command per replica.
+
+    GPUs come from facts gathered by `llmctl hosts facts` where cached, else from the inventory."""
+    plan = plan_files(playbook, inventory, facts=cached_gpu_facts(open_store(state)) or None)
     if as_json:
         print_json(plan_json(plan))
     else:

@@ -94,7 +94,7 @@ def plan_playbook(
         place = dep.placement
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
         if not candidates:
-            raise _impossible(dep, d_index, inventory, lines, playbook.file)
+            raise _impossible(dep, d_index, inventory, states, lines, playbook.file)
         shapes: dict[tuple[str, int], Shape] = {}
         for r_index in range(dep.scaling.initial_replicas):
             replica = _place_one(
@@ -184,11 +184,17 @@ def _place_one(
 
 
 def _impossible(
-    dep: Deployment, d_index: int, inventory: Inventory, lines: LineMap | None, file: str
+    dep: Deployment,
+    d_index: int,
+    inventory: Inventory,
+    states: list[HostState],
+    lines: LineMap | None,
+    file: str,
 ) -> ConfigError:
     place = dep.placement
     groups = sorted({g for h in inventory.hosts for g in h.groups})
-    types = sorted({h.gpus.type for h in inventory.hosts if h.gpus})
+    # GPU types on the hosts the placement selects, from facts where gathered, else as declared.
+    types = sorted({gpu.name for st, gpu in eligible(states, place.host_group, place.hosts, None)})
     if place.host_group and place.host_group not in groups:
         return _error(
             lines,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,12 @@ def llmctl(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[
         text=True,
         input=stdin,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "NO_COLOR": "1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "LLMCTL_STATE": os.environ["LLMCTL_STATE"],
+        },
     )
 
 
