@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from llmctl.errors import LlmctlError
 from llmctl.perf.factors import FACTOR_BOUNDS, FACTOR_NAMES
@@ -110,6 +109,9 @@ def fit_factors(
         predicted = np.array([model.step(b) for b in batches], dtype=float)
         errors: np.ndarray = predicted / measured - 1.0
         return errors
+
+    # Imported here: scipy.optimize costs a third of a second, which every llmctl command would pay.
+    from scipy.optimize import least_squares
 
     result = least_squares(residuals, start, bounds=(low, high), x_scale=scale, method="trf")
     fitted = {n: float(v) for n, v in zip(names, result.x, strict=True)}
