@@ -107,6 +107,21 @@ class FlagSpec:
                 problems.append(FlagProblem(f.flag, None, f"required by {self.label} but missing ({names})"))
         return problems
 
+    def values(self, argv: Sequence[str]) -> dict[str, object]:
+        """Parsed values by dest, as argparse would leave them for the flags present (the last one wins):
+        switches as bools, nargs flags as lists, others as strings. Validate first: this does not check."""
+        out: dict[str, object] = {}
+        for item in self._scan(argv):
+            if item.flag is None or item.dotted is not None:
+                continue
+            if item.flag.nargs == 0:
+                out[item.flag.dest] = not (item.option or "").startswith(("--no-", "--disable-"))
+            elif item.flag.nargs in ("*", "+") or (isinstance(item.flag.nargs, int) and item.flag.nargs > 1):
+                out[item.flag.dest] = list(item.values)
+            elif item.values:
+                out[item.flag.dest] = item.values[0]
+        return out
+
     # -- scanning -------------------------------------------------------------------------------------
 
     def _normalize(self, option: str) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from llmctl.planner.types import Shape
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # types only: planner imports these builders, so importing it back would be a cycle
+    from llmctl.planner.types import Shape
 
 NAME = "sglang"
 DEFAULT_VERSION = "0.5.23"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
-from llmctl.planner.types import Shape
+if TYPE_CHECKING:  # types only: planner imports these builders, so importing it back would be a cycle
+    from llmctl.planner.types import Shape
 
 NAME = "vllm"
 DEFAULT_VERSION = "0.33.0"

@@ -1,0 +1,136 @@
+"""The emulated engine's settings, read from the same command line the real engine would get."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmctl.catalog.models import Model
+from llmctl.config.models import resolve_model
+from llmctl.engines.emulated import GPU_ENV, TIME_SCALE_ENV
+from llmctl.engines.flagspec import FlagSpec
+from llmctl.engines.flagtypes import convert
+from llmctl.engines.snapshots import load_flagspec
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    flavour: str  # vllm | sglang
+    model: Model
+    served_names: tuple[str, ...]
+    host: str
+    port: int
+    tp: int
+    dtype: str  # bf16 | fp8
+    kv_dtype: str
+    max_model_len: int
+    max_seqs: int
+    max_batched_tokens: int
+    memory_fraction: float
+    draft_params: float  # EAGLE-3 draft size, 0 without speculative decoding
+    sleep_mode: bool  # vLLM --enable-sleep-mode (with VLLM_SERVER_DEV_MODE=1) / SGLang --enable-memory-saver
+    metrics: bool  # SGLang serves /metrics only with --enable-metrics
+    api_key: str | None
+    gpu: str
+    time_scale: float
+
+
+class UsageError(Exception):
+    """Bad command line: reported like argparse (exit status 2)."""
+
+
+def _get(spec: FlagSpec, values: dict[str, object], dest: str, default: object) -> object:
+    raw = values.get(dest)
+    if raw is None:
+        return default
+    if isinstance(raw, bool | list):
+        return raw
+    flag = next(f for f in spec.flags if f.dest == dest)
+    return convert(spec.engine, flag.type, str(raw), flag.default)
+
+
+def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None = None) -> EmulatorConfig:
+    env = os.environ if environ is None else environ
+    spec = load_flagspec("vllm" if flavour == "vllm" else "sglang")
+    problems = spec.validate(argv)
+    if problems:
+        raise UsageError("; ".join(str(p) for p in problems))
+    v = spec.values(argv)
+    if flavour == "vllm":
+        name = str(v.get("model_tag") or v.get("model") or "")
+        dests = {
+            "tp": "tensor_parallel_size",
+            "len": "max_model_len",
+            "seqs": "max_num_seqs",
+            "batched": "max_num_batched_tokens",
+            "mem": "gpu_memory_utilization",
+        }
+        defaults = {"tp": 1, "seqs": 256, "batched": 8192, "mem": 0.92, "port": 8000, "host": "0.0.0.0"}
+        sleep = bool(v.get("enable_sleep_mode")) and env.get("VLLM_SERVER_DEV_MODE") == "1"
+        metrics = True
+    else:
+        name = str(v.get("model_path") or "")
+        dests = {
+            "tp": "tp_size",
+            "len": "context_length",
+            "seqs": "max_running_requests",
+            "batched": "chunked_prefill_size",
+            "mem": "mem_fraction_static",
+        }
+        defaults = {"tp": 1, "seqs": 256, "batched": 8192, "mem": 0.88, "port": 30000, "host": "127.0.0.1"}
+        sleep = bool(v.get("enable_memory_saver"))
+        metrics = bool(v.get("enable_metrics"))
+    if not name:
+        raise UsageError("the model is required")
+    try:
+        model = resolve_model(name, Path.cwd())
+    except Exception as exc:  # the engines fail the same way: they cannot load the config
+        raise UsageError(str(exc)) from None
+    max_len = _get(spec, v, dests["len"], None)
+    served = v.get("served_model_name")
+    quant = v.get("quantization")
+    kv = str(v.get("kv_cache_dtype") or "auto")
+    draft = 0.0
+    if flavour == "vllm" and v.get("speculative_config"):
+        draft = model.eagle3_draft_params or 0.05 * model.num_params
+        json.loads(str(v["speculative_config"]))  # validated already; a draft model is loaded
+    if flavour == "sglang" and v.get("speculative_algorithm"):
+        draft = model.eagle3_draft_params or 0.05 * model.num_params
+    return EmulatorConfig(
+        flavour=flavour,
+        model=model,
+        served_names=tuple(served) if isinstance(served, list) else (str(served),) if served else (name,),
+        host=str(v.get("host") or defaults["host"]),
+        port=int(str(v.get("port") or defaults["port"])),
+        tp=int(str(_get(spec, v, dests["tp"], defaults["tp"]))),
+        dtype="fp8" if quant == "fp8" else "bf16",
+        kv_dtype="fp8" if kv.startswith("fp8") else "bf16",
+        max_model_len=int(str(max_len)) if max_len not in (None, "auto", -1) else model.max_context,
+        max_seqs=int(str(_get(spec, v, dests["seqs"], defaults["seqs"]))),
+        max_batched_tokens=int(str(_get(spec, v, dests["batched"], defaults["batched"]))),
+        memory_fraction=float(str(_get(spec, v, dests["mem"], defaults["mem"]))),
+        draft_params=draft,
+        sleep_mode=sleep,
+        metrics=metrics,
+        api_key=str(v["api_key"])
+        if v.get("api_key")
+        else env.get("VLLM_API_KEY")
+        if flavour == "vllm"
+        else None,
+        gpu=env.get(GPU_ENV, "H100-SXM"),
+        time_scale=float(env.get(TIME_SCALE_ENV, "1.0")),
+    )
+
+
+def prompt_tokens(text: str) -> int:
+    # About four characters per token for English text with BPE vocabularies; the emulator has no tokenizer.
+    return max(1, math.ceil(len(text) / 4))
+
+
+def log(line: str) -> None:
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()

@@ -1,0 +1,211 @@
+"""The emulated engine as a real process: OpenAI API with streaming, real metric names, sleep/wake,
+argparse-style refusal of bad flags and the engines' own out-of-memory lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmctl.engines.startup_errors import recognise
+
+SCALE = "0.01"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmctl.engines.emulator", *args],
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LLMCTL_EMULATOR_TIME_SCALE": SCALE, **(env or {})},
+    )
+
+
+@contextmanager
+def running(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
+    proc = start(args, env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "emulator did not become ready"
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def vllm_args(port: int, *extra: str) -> list[str]:
+    return [
+        "--flavour",
+        "vllm",
+        "meta-llama/Llama-3.1-8B-Instruct",
+        "--served-model-name",
+        "chat",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--max-model-len",
+        "8192",
+        "--quantization",
+        "fp8",
+        *extra,
+    ]
+
+
+def sglang_args(port: int, *extra: str) -> list[str]:
+    return [
+        "--flavour",
+        "sglang",
+        "--model-path",
+        "Qwen/Qwen3-8B",
+        "--served-model-name",
+        "chat",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--context-length",
+        "8192",
+        "--enable-metrics",
+        *extra,
+    ]
+
+
+def metric_values(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name] = out.get(s.name, 0.0) + s.value
+    return out
+
+
+@pytest.mark.parametrize("flavour", ["vllm", "sglang"])
+def test_openai_api_streaming_and_real_metric_names(flavour: str) -> None:
+    port = free_port()
+    args = vllm_args(port) if flavour == "vllm" else sglang_args(port)
+    with running(args, port) as url:
+        models = httpx.get(url + "/v1/models").json()
+        assert [m["id"] for m in models["data"]] == ["chat"] and models["data"][0]["owned_by"] == flavour
+        plain = httpx.post(
+            url + "/v1/completions", json={"model": "chat", "prompt": "x" * 40, "max_tokens": 7}, timeout=30
+        ).json()
+        assert plain["usage"] == {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+        assert len(plain["choices"][0]["text"].split()) == 7
+        chunks = []
+        with httpx.stream(
+            "POST",
+            url + "/v1/chat/completions",
+            timeout=30,
+            json={
+                "model": "chat",
+                "messages": [{"role": "user", "content": "hi there"}],
+                "max_tokens": 5,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        ) as r:
+            lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+        assert lines[-1] == "data: [DONE]"
+        chunks = [json.loads(line[6:]) for line in lines[:-1]]
+        assert "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"]).split() == [
+            "the",
+            "quick",
+            "brown",
+            "fox",
+            "jumps",
+        ]
+        assert chunks[-1]["usage"]["completion_tokens"] == 5
+        missing = httpx.post(url + "/v1/completions", json={"model": "nope", "prompt": "x"})
+        assert missing.status_code == 404 and "`nope` does not exist" in missing.text
+        too_long = httpx.post(
+            url + "/v1/completions", json={"model": "chat", "prompt": "x", "max_tokens": 9000}
+        )
+        assert too_long.status_code == 400 and "maximum context length is 8192" in too_long.text
+        values = metric_values(httpx.get(url + "/metrics").text)
+    prefix = "vllm:" if flavour == "vllm" else "sglang:"
+    assert values[f"{prefix}generation_tokens_total"] == 12
+    assert values[f"{prefix}prompt_tokens_total"] == 10 + 2
+    assert values[f"{prefix}time_to_first_token_seconds_count"] == 2
+    running_name = "vllm:num_requests_running" if flavour == "vllm" else "sglang:num_running_reqs"
+    assert running_name in values
+
+
+def test_sleep_and_wake_need_sleep_mode_and_dev_mode() -> None:
+    port = free_port()
+    with running(vllm_args(port, "--enable-sleep-mode"), port, {"VLLM_SERVER_DEV_MODE": "1"}) as url:
+        assert httpx.post(url + "/sleep").status_code == 200
+        assert httpx.get(url + "/is_sleeping").json() == {"is_sleeping": True}
+        assert httpx.post(url + "/v1/completions", json={"model": "chat", "prompt": "x"}).status_code == 503
+        assert httpx.post(url + "/wake_up", timeout=30).status_code == 200
+        assert (
+            httpx.post(url + "/v1/completions", json={"model": "chat", "prompt": "x"}, timeout=30).status_code
+            == 200
+        )
+    port = free_port()
+    with running(vllm_args(port, "--enable-sleep-mode"), port) as url:  # no VLLM_SERVER_DEV_MODE
+        assert httpx.post(url + "/sleep").status_code == 404
+
+
+def test_unknown_flag_exits_2_like_argparse() -> None:
+    proc = start(vllm_args(free_port(), "--max-num-seqz", "4"))
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "--max-num-seqz" in err and "did you mean --max-num-seqs" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "kind"),
+    [
+        (
+            ["--flavour", "vllm", "meta-llama/Llama-3.1-70B-Instruct", "--port", "1"],
+            "out of memory (weights)",
+        ),
+        (
+            [
+                "--flavour",
+                "vllm",
+                "meta-llama/Llama-3.1-8B-Instruct",
+                "--max-model-len",
+                "131072",
+                "--gpu-memory-utilization",
+                "0.3",
+                "--port",
+                "1",
+            ],
+            "KV cache too small",
+        ),
+        (
+            ["--flavour", "sglang", "--model-path", "meta-llama/Llama-3.1-70B-Instruct", "--port", "1"],
+            "out of memory (SGLang)",
+        ),
+    ],
+)
+def test_startup_failures_print_the_engines_own_lines(args: list[str], kind: str) -> None:
+    proc = start(args)
+    _, err = proc.communicate(timeout=30)
+    failure = recognise(err)
+    assert proc.returncode == 1 and failure is not None and failure.kind == kind, err
