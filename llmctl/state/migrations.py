@@ -15,4 +15,47 @@ MIGRATIONS: tuple[str, ...] = (
         facts TEXT NOT NULL         -- JSON of llmctl.fleet.facts_parse.HostFacts
     );
     """,
+    # 2: desired deployments (the plan as applied), their replicas as observed, and what happened.
+    """
+    CREATE TABLE deployments (
+        name TEXT PRIMARY KEY,
+        spec TEXT NOT NULL,          -- JSON of the planned replicas' shape, argv and env
+        spec_hash TEXT NOT NULL,
+        applied_at REAL NOT NULL
+    );
+    CREATE TABLE replicas (
+        name TEXT PRIMARY KEY,
+        deployment TEXT NOT NULL REFERENCES deployments(name) ON DELETE CASCADE,
+        host TEXT NOT NULL,
+        address TEXT NOT NULL,
+        gpus TEXT NOT NULL,          -- comma-separated GPU indices
+        port INTEGER NOT NULL,
+        pid INTEGER,
+        phase TEXT NOT NULL,         -- starting | ready | failed | stopped
+        spec_hash TEXT NOT NULL,
+        started_at REAL,
+        restarts INTEGER NOT NULL DEFAULT 0,
+        reason TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        subject TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        reason TEXT NOT NULL
+    );
+    CREATE INDEX events_at ON events(at);
+    CREATE TABLE metric_samples (
+        replica TEXT NOT NULL,
+        at REAL NOT NULL,
+        sample TEXT NOT NULL          -- JSON of llmctl.control.scrape.EngineSample numbers
+    );
+    CREATE INDEX metric_samples_at ON metric_samples(replica, at);
+    CREATE TABLE locks (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        since REAL NOT NULL
+    );
+    """,
 )
