@@ -64,7 +64,8 @@ def test_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path: Path)
             "-c",
             "import sys, time\nfrom llmctl.state.store import Store\n"
             "from llmctl.state.records import writer_lock\n"
-            f"s = Store({str(path)!r})\nwith writer_lock(s):\n    print('held', flush=True)\n    sys.stdin.readline()\n",
+            f"s = Store({str(path)!r})\nwith writer_lock(s):\n"
+            "    print('held', flush=True)\n    sys.stdin.readline()\n",
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -86,8 +87,6 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
     )
-    import socket
-
     store.db.execute(
         "INSERT INTO locks VALUES ('apply', ?, ?, 0)", (f"{socket.gethostname()}:x", int(dead.stdout))
     )
