@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from llmctl.cli import hosts, load, perf, plan, provision
+from llmctl.cli import hosts, load, perf, plan, provision, rollout
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
 
@@ -23,6 +23,9 @@ app.add_typer(perf.app, name="perf")
 app.add_typer(hosts.app, name="hosts")
 app.command("provision")(provision.provision_command)
 app.command("load")(load.load_command)
+app.command("apply")(rollout.apply_command)
+app.command("status")(rollout.status_command)
+app.command("stop")(rollout.stop_command)
 
 
 def main() -> None:
