@@ -8,7 +8,7 @@ import typer
 
 from llmctl.config.inventory import Host, Inventory, load_inventory
 from llmctl.fleet.pool import Fleet
-from llmctl.fleet.ssh import SSHOptions
+from llmctl.fleet.ssh import KNOWN_HOSTS_ENV, SSHOptions
 from llmctl.state.store import Store
 
 INVENTORY = typer.Option(Path("inventory/local.yaml"), "-i", "--inventory", help="Inventory YAML.")
@@ -22,6 +22,12 @@ ACCEPT_NEW = typer.Option(
     help="Trust and record keys of hosts not yet in known_hosts (a changed key is still refused).",
 )
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
+KNOWN_HOSTS = typer.Option(
+    None,
+    "--known-hosts",
+    help=f"known_hosts file to verify (and with --accept-new-host-keys record) host keys in "
+    f"(default ${KNOWN_HOSTS_ENV} or ~/.ssh/known_hosts).",
+)
 
 
 def select(inventory: Path, limit: str | None) -> tuple[Inventory, list[Host]]:
@@ -29,8 +35,8 @@ def select(inventory: Path, limit: str | None) -> tuple[Inventory, list[Host]]:
     return inv, inv.select(limit)
 
 
-def fleet_for(hosts: list[Host], accept_new: bool) -> Fleet:
-    return Fleet(hosts, SSHOptions.from_env(accept_new_host_keys=accept_new))
+def fleet_for(hosts: list[Host], accept_new: bool, known_hosts: Path | None = None) -> Fleet:
+    return Fleet(hosts, SSHOptions.from_env(accept_new_host_keys=accept_new, known_hosts=known_hosts))
 
 
 def open_store(state: Path | None) -> Store:

@@ -10,7 +10,17 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmctl.cli.common import ACCEPT_NEW, INVENTORY, JSON, LIMIT, STATE, fleet_for, open_store, select
+from llmctl.cli.common import (
+    ACCEPT_NEW,
+    INVENTORY,
+    JSON,
+    KNOWN_HOSTS,
+    LIMIT,
+    STATE,
+    fleet_for,
+    open_store,
+    select,
+)
 from llmctl.cli.output import console, print_json
 from llmctl.config.inventory import Host
 from llmctl.fleet.facts import gather
@@ -74,6 +84,7 @@ def ping(
     inventory: Path = INVENTORY,
     limit: str | None = LIMIT,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
     timeout: float = typer.Option(15.0, help="Seconds per host."),
     as_json: bool = JSON,
 ) -> None:
@@ -81,7 +92,7 @@ def ping(
     _, hosts = select(inventory, limit)
 
     async def go() -> dict[str, CommandResult | FleetError]:
-        async with fleet_for(hosts, accept_new_host_keys) as fleet:
+        async with fleet_for(hosts, accept_new_host_keys, known_hosts) as fleet:
             return await fleet.run(["true"], timeout=timeout)
 
     results = asyncio.run(go())
@@ -112,6 +123,7 @@ def facts(
     limit: str | None = LIMIT,
     state: Path | None = STATE,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
     as_json: bool = JSON,
 ) -> None:
     """Gather GPUs (nvidia-smi), CPUs, memory, disk, OS, Python and engine versions; cache them in the store."""
@@ -119,7 +131,7 @@ def facts(
     store = open_store(state)
 
     async def go() -> dict[str, HostFacts | FleetError]:
-        async with fleet_for(hosts, accept_new_host_keys) as fleet:
+        async with fleet_for(hosts, accept_new_host_keys, known_hosts) as fleet:
             return await gather(fleet, hosts, store)
 
     results = asyncio.run(go())
@@ -160,6 +172,7 @@ def exec_(
     inventory: Path = INVENTORY,
     limit: str | None = LIMIT,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
     timeout: float = typer.Option(60.0, help="Seconds per host."),
     as_json: bool = JSON,
 ) -> None:
@@ -167,7 +180,7 @@ def exec_(
     _, hosts = select(inventory, limit)
 
     async def go() -> dict[str, CommandResult | FleetError]:
-        async with fleet_for(hosts, accept_new_host_keys) as fleet:
+        async with fleet_for(hosts, accept_new_host_keys, known_hosts) as fleet:
 
             async def action(host: Host, t: Transport) -> CommandResult:
                 return await t.run(command, timeout=timeout)

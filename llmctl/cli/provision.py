@@ -11,7 +11,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 import llmctl
-from llmctl.cli.common import ACCEPT_NEW, INVENTORY, JSON, LIMIT, STATE, fleet_for, open_store, select
+from llmctl.cli.common import (
+    ACCEPT_NEW,
+    INVENTORY,
+    JSON,
+    KNOWN_HOSTS,
+    LIMIT,
+    STATE,
+    fleet_for,
+    open_store,
+    select,
+)
 from llmctl.cli.output import console, print_json
 from llmctl.fleet.facts import cached_gpu_facts
 from llmctl.fleet.provision import work_from_plan
@@ -26,6 +36,7 @@ def provision_command(
     inventory: Path = INVENTORY,
     limit: str | None = LIMIT,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
     pip_args: str = typer.Option(
         "", help="Extra pip arguments, e.g. '--index-url URL' or '--no-index --find-links DIR'."
     ),
@@ -63,7 +74,7 @@ def provision_command(
             progress.update(tasks[host], description=step, completed=index, total=total)
 
         async def go() -> list[StepOutcome]:
-            async with fleet_for([w.host for w in works], accept_new_host_keys) as fleet:
+            async with fleet_for([w.host for w in works], accept_new_host_keys, known_hosts) as fleet:
                 return await provision(fleet, works, shlex.split(pip_args), wheel_path, report)
 
         outcomes = asyncio.run(go())

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from llmctl.cli.common import ACCEPT_NEW, INVENTORY, JSON, STATE, fleet_for, open_store
+from llmctl.cli.common import ACCEPT_NEW, INVENTORY, JSON, KNOWN_HOSTS, STATE, fleet_for, open_store
 from llmctl.cli.output import console, print_json
 from llmctl.config.inventory import load_inventory
 from llmctl.control.rollout import Diff, ReplicaOutcome, Rollout, diff
@@ -42,6 +42,7 @@ def apply_command(
     timeout: float = typer.Option(900.0, help="Seconds each replica may take to become ready."),
     state: Path | None = STATE,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
 ) -> None:
     """Plan, show the changes against what runs, confirm, then start, replace and stop replicas."""
     inv = load_inventory(inventory)
@@ -60,7 +61,7 @@ def apply_command(
         ]
 
         async def go() -> list[ReplicaOutcome]:
-            async with fleet_for(hosts, accept_new_host_keys) as fleet:
+            async with fleet_for(hosts, accept_new_host_keys, known_hosts) as fleet:
                 rollout = Rollout(
                     inv,
                     fleet,
@@ -109,6 +110,7 @@ def stop_command(
     inventory: Path = INVENTORY,
     state: Path | None = STATE,
     accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
 ) -> None:
     """Stop a deployment's replicas (or all of them) and forget them."""
     if not deployment and not all_:
@@ -124,7 +126,7 @@ def stop_command(
         hosts = [inv.host(n) for n in sorted({r.host for r in rows})]
 
         async def go() -> list[ReplicaOutcome]:
-            async with fleet_for(hosts, accept_new_host_keys) as fleet:
+            async with fleet_for(hosts, accept_new_host_keys, known_hosts) as fleet:
                 rollout = Rollout(inv, fleet, store)
                 return list(await asyncio.gather(*(rollout.stop(r, "llmctl stop") for r in rows)))
 

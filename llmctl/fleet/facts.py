@@ -8,12 +8,14 @@ from collections.abc import Sequence
 from llmctl.config.inventory import Host
 from llmctl.fleet.facts_parse import GpuFact, HostFacts, parse_facts
 from llmctl.fleet.pool import Fleet
+from llmctl.fleet.provision import venv_dir
 from llmctl.fleet.transport import FleetError, Transport
 from llmctl.state.store import Store
 
-# Values arrive as $1 (model cache) and $2 (llmctl venv): never spliced into the script text.
+# Values arrive as $1 (model cache), $2 (llmctl venv), $3 (python): never spliced into the script text.
+# Shell built-ins where a program would do: on a fan-out to many hosts every fork counts.
 FACTS_SCRIPT = r"""
-c=$1; v=$2
+c=$1; v=$2; py=$3
 case $c in "~"|"~/"*) c="$HOME${c#\~}";; esac
 case $v in "~"|"~/"*) v="$HOME${v#\~}";; esac
 echo "@@ nvidia_smi_status"
@@ -22,15 +24,16 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   echo "@@ gpus"
   nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid --format=csv,noheader,nounits
   echo "@@ smi_header"
-  nvidia-smi 2>/dev/null | head -n 5
+  nvidia-smi 2>/dev/null
 else
   echo missing
 fi
 echo "@@ cpus"; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
-echo "@@ meminfo"; grep MemTotal /proc/meminfo
-echo "@@ disk"; d=$c; while [ ! -d "$d" ] && [ "$d" != "/" ]; do d=$(dirname "$d"); done; df -Pk "$d" | tail -n 1
-echo "@@ os"; cat /etc/os-release 2>/dev/null
-echo "@@ python"; python3 --version 2>&1
+echo "@@ meminfo"; while read -r k n _; do [ "$k" = MemTotal: ] && echo "$n"; done </proc/meminfo
+echo "@@ disk"; d=$c
+while [ ! -d "$d" ]; do case $d in */*) d=${d%/*}; d=${d:-/};; *) d=.;; esac; done; df -Pk "$d"
+echo "@@ os"; [ -r /etc/os-release ] && while read -r line; do echo "$line"; done </etc/os-release
+echo "@@ python"; "$py" --version 2>&1
 echo "@@ engines"
 for e in vllm sglang llmctl; do
   ver=-
@@ -43,12 +46,8 @@ done
 """
 
 
-def venv_dir(host: Host) -> str:
-    return host.workdir.rstrip("/") + "/venv"
-
-
 def facts_argv(host: Host) -> list[str]:
-    return ["sh", "-c", FACTS_SCRIPT, "llmctl-facts", host.model_cache, venv_dir(host)]
+    return ["sh", "-c", FACTS_SCRIPT, "llmctl-facts", host.model_cache, venv_dir(host), host.python]
 
 
 def with_declared_gpus(host: Host, facts: HostFacts) -> HostFacts:
@@ -79,9 +78,10 @@ async def gather(
     results = await fleet.each(gather_one, hosts)
     if store is not None:
         now = time.time()
-        for name, facts in results.items():
-            if isinstance(facts, HostFacts):
-                store.put_facts(name, facts.to_dict(), now)
+        with store.transaction():
+            for name, facts in results.items():
+                if isinstance(facts, HostFacts):
+                    store.put_facts(name, facts.to_dict(), now)
     return results
 
 

@@ -81,7 +81,7 @@ def steps_for(work: HostWork, pip_args: Sequence[str] = (), wheel: str | None = 
             "venv",
             f"Python virtual environment at {venv}",
             _sh('"$(x "$1")/bin/python" -c "import pip" 2>/dev/null', venv),
-            _sh('v=$(x "$1"); mkdir -p "$(dirname "$v")" && python3 -m venv "$v"', venv),
+            _sh('v=$(x "$1"); mkdir -p "$(dirname "$v")" && "$2" -m venv "$v"', venv, work.host.python),
         )
     )
     for package, version in work.packages:

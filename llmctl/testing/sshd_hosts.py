@@ -119,7 +119,10 @@ def _ensure_user(pubkey: str) -> Path:
     ssh_dir = home / ".ssh"
     ssh_dir.mkdir(mode=0o700, exist_ok=True)
     keys = ssh_dir / "authorized_keys"
-    keys.write_text(pubkey)
+    # Appended, not replaced: a benchmark and a test session may run side by side, each with its own key.
+    existing = keys.read_text() if keys.exists() else ""
+    if pubkey.strip() not in existing:
+        keys.write_text(existing + ("" if not existing or existing.endswith("\n") else "\n") + pubkey)
     os.chmod(keys, 0o600)
     shutil.chown(ssh_dir, USER, USER)
     shutil.chown(keys, USER, USER)
