@@ -191,7 +191,7 @@ class Rollout:
         tail = (await self.fleet.transport(host).run(log_tail_argv(directory, 40), timeout=30)).stdout
         failure = recognise(tail)
         if failure:
-            why = f"{why}: {failure.line} ({failure.advice})"
+            why = f"{why}: {failure.line} ({failure.reason})"
         else:
             last = [line for line in tail.strip().splitlines() if line.strip()][-3:]
             why = f"{why}; log tail: {' | '.join(last) or '(empty)'}"

@@ -1,5 +1,9 @@
-"""Recognise why an engine failed to start from the tail of its log: the real engines' own error lines
-(the emulated engine prints the same ones), each with what to do about it."""
+"""Why an engine failed to start, read from the tail of its log. The patterns match the real vLLM and SGLang
+lines (the emulated engine prints the same ones), so the rollout code can use them on any replica's log.
+
+Wording checked against real logs: vLLM V1 says "models's max seq len" up to late 2025 and "model's" since;
+vLLM V0 said "The model's max seq len (N) is larger than the maximum number of tokens ...".
+"""
 
 from __future__ import annotations
 
@@ -9,39 +13,49 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StartupFailure:
-    kind: str
-    line: str  # the engine's own line
-    advice: str
+    kind: str  # key of STARTUP_FAILURE_PATTERNS
+    line: str  # the engine's own line, as printed
+    reason: str  # what it means and what to change
 
 
-PATTERNS: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    (
-        "out of memory (weights)",
-        re.compile(r"(torch\.OutOfMemoryError|CUDA out of memory).*"),
-        "the weights do not fit: use more tensor parallelism, FP8, or a GPU with more memory",
+@dataclass(frozen=True)
+class FailurePattern:
+    regex: re.Pattern[str]
+    reason: str
+
+
+# Most specific first: recognise() reports the first kind that matches anywhere in the log.
+STARTUP_FAILURE_PATTERNS: dict[str, FailurePattern] = {
+    "kv_cache_too_small": FailurePattern(
+        re.compile(
+            r"ValueError: (To serve at least one request with the models?'s max seq len"
+            r"|The model's max seq len \(\d+\) is larger than the maximum number of tokens"
+            r"|No available memory for the cache blocks).*"
+        ),
+        "the KV cache cannot hold one max-length sequence: lower the context length, raise the GPU memory "
+        "fraction, use FP8 KV cache or more tensor parallelism",
     ),
-    (
-        "KV cache too small",
-        re.compile(r"ValueError: To serve at least one request with the models's max seq len.*"),
-        "lower max_context or raise the GPU memory fraction",
+    "weights_out_of_memory": FailurePattern(
+        re.compile(r"(torch\.OutOfMemoryError|torch\.cuda\.OutOfMemoryError): CUDA out of memory\..*"),
+        "the weights do not fit in GPU memory: use more tensor parallelism, FP8 weights or a bigger GPU",
     ),
-    (
-        "out of memory (SGLang)",
-        re.compile(r"RuntimeError: Not enough memory\..*"),
-        "raise --mem-fraction-static, lower the context length, or use more tensor parallelism",
+    "sglang_not_enough_memory": FailurePattern(
+        re.compile(r"RuntimeError: Not enough memory\. Please try to increase --mem-fraction-static\..*"),
+        "SGLang found no room for the KV cache pool: raise --mem-fraction-static, lower the context length "
+        "or use more tensor parallelism",
     ),
-    (
-        "bad engine argument",
-        re.compile(r"^\S*: error: .*|^error: .*", re.MULTILINE),
-        "a flag the engine refused: check engine_args against the engine's version",
+    "bad_argument": FailurePattern(
+        # argparse: "usage: ..." then "<prog>: error: <message>"; the emulator prints "error: <message>".
+        re.compile(r"^(?:\S+: )?error: .*", re.MULTILINE),
+        "the engine refused a command-line flag: check engine_args against the engine's version",
     ),
-)
+}
 
 
 def recognise(log_tail: str) -> StartupFailure | None:
-    """The first known failure in the log text, or None."""
-    for kind, pattern, advice in PATTERNS:
-        match = pattern.search(log_tail)
+    """The first known start-up failure found in `log_tail`, or None when the log shows none."""
+    for kind, pattern in STARTUP_FAILURE_PATTERNS.items():
+        match = pattern.regex.search(log_tail)
         if match:
-            return StartupFailure(kind, match.group(0).strip(), advice)
+            return StartupFailure(kind, match.group(0).strip(), pattern.reason)
     return None

@@ -16,6 +16,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmctl.engines.emulator.config import parse_config
+from llmctl.engines.emulator.startup import cold_start_seconds
 from llmctl.engines.startup_errors import recognise
 
 SCALE = "0.01"
@@ -151,8 +153,26 @@ def test_openai_api_streaming_and_real_metric_names(flavour: str) -> None:
     assert values[f"{prefix}generation_tokens_total"] == 12
     assert values[f"{prefix}prompt_tokens_total"] == 10 + 2
     assert values[f"{prefix}time_to_first_token_seconds_count"] == 2
-    running_name = "vllm:num_requests_running" if flavour == "vllm" else "sglang:num_running_reqs"
-    assert running_name in values
+    assert values[f"{prefix}e2e_request_latency_seconds_count"] == 2
+    expected = {
+        "vllm": {
+            "vllm:num_requests_running",
+            "vllm:num_requests_waiting",
+            "vllm:kv_cache_usage_perc",
+            "vllm:inter_token_latency_seconds_bucket",
+            "vllm:request_success_total",
+            "vllm:num_preemptions_total",
+        },
+        "sglang": {
+            "sglang:num_running_reqs",
+            "sglang:num_queue_reqs",
+            "sglang:token_usage",
+            "sglang:inter_token_latency_seconds_bucket",
+            "sglang:num_requests_total",
+        },
+    }[flavour]
+    assert expected <= set(values)
+    assert values[f"{prefix}request_success_total" if flavour == "vllm" else "sglang:num_requests_total"] == 2
 
 
 def test_sleep_and_wake_need_sleep_mode_and_dev_mode() -> None:
@@ -175,6 +195,20 @@ def test_unknown_flag_exits_2_like_argparse() -> None:
     proc = start(vllm_args(free_port(), "--max-num-seqz", "4"))
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "--max-num-seqz" in err and "did you mean --max-num-seqs" in err
+    failure = recognise(err)
+    assert failure is not None and failure.kind == "bad_argument"
+
+
+def test_port_opens_only_after_the_scaled_cold_start() -> None:
+    port = free_port()
+    args = vllm_args(port)
+    scale = 0.02
+    modelled = cold_start_seconds(parse_config("vllm", args[2:], {})) * scale
+    started = time.monotonic()
+    with running(args, port, {"LLMCTL_EMULATOR_TIME_SCALE": str(scale)}):
+        ready_after = time.monotonic() - started
+    assert modelled > 0.3  # large enough that a port opened before "loading" would show
+    assert ready_after >= modelled
 
 
 @pytest.mark.parametrize(
@@ -182,7 +216,7 @@ def test_unknown_flag_exits_2_like_argparse() -> None:
     [
         (
             ["--flavour", "vllm", "meta-llama/Llama-3.1-70B-Instruct", "--port", "1"],
-            "out of memory (weights)",
+            "weights_out_of_memory",
         ),
         (
             [
@@ -196,11 +230,11 @@ def test_unknown_flag_exits_2_like_argparse() -> None:
                 "--port",
                 "1",
             ],
-            "KV cache too small",
+            "kv_cache_too_small",
         ),
         (
             ["--flavour", "sglang", "--model-path", "meta-llama/Llama-3.1-70B-Instruct", "--port", "1"],
-            "out of memory (SGLang)",
+            "sglang_not_enough_memory",
         ),
     ],
 )

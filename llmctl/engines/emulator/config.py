@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from llmctl.engines.emulated import GPU_ENV, TIME_SCALE_ENV
 from llmctl.engines.flagspec import FlagSpec
 from llmctl.engines.flagtypes import convert
 from llmctl.engines.snapshots import load_flagspec
+from llmctl.perf.speculative import DEFAULT_DRAFT_TOKENS
 
 
 @dataclass(frozen=True)
@@ -32,9 +34,10 @@ class EmulatorConfig:
     max_batched_tokens: int
     memory_fraction: float
     draft_params: float  # EAGLE-3 draft size, 0 without speculative decoding
+    draft_tokens: int  # tokens drafted per step (vLLM num_speculative_tokens, SGLang --speculative-num-steps)
     sleep_mode: bool  # vLLM --enable-sleep-mode (with VLLM_SERVER_DEV_MODE=1) / SGLang --enable-memory-saver
     metrics: bool  # SGLang serves /metrics only with --enable-metrics
-    api_key: str | None
+    api_keys: tuple[str, ...]  # vLLM takes several (--api-key A B); empty: /v1 is open
     gpu: str
     time_scale: float
 
@@ -94,12 +97,19 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
     served = v.get("served_model_name")
     quant = v.get("quantization")
     kv = str(v.get("kv_cache_dtype") or "auto")
-    draft = 0.0
+    draft, draft_tokens = 0.0, DEFAULT_DRAFT_TOKENS
+    # An EAGLE-3 head is about one decoder layer and the LM head; 5% of the target stands in for drafts the
+    # catalog does not know.
     if flavour == "vllm" and v.get("speculative_config"):
         draft = model.eagle3_draft_params or 0.05 * model.num_params
-        json.loads(str(v["speculative_config"]))  # validated already; a draft model is loaded
+        settings = json.loads(str(v["speculative_config"]))
+        if isinstance(settings, dict) and isinstance(settings.get("num_speculative_tokens"), int):
+            draft_tokens = settings["num_speculative_tokens"]
     if flavour == "sglang" and v.get("speculative_algorithm"):
         draft = model.eagle3_draft_params or 0.05 * model.num_params
+        draft_tokens = int(str(_get(spec, v, "speculative_num_steps", DEFAULT_DRAFT_TOKENS)))
+        if v.get("max_running_requests") is None:
+            defaults["seqs"] = 48  # SGLang caps EAGLE batches at 48 unless told otherwise
     return EmulatorConfig(
         flavour=flavour,
         model=model,
@@ -114,16 +124,23 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         max_batched_tokens=int(str(_get(spec, v, dests["batched"], defaults["batched"]))),
         memory_fraction=float(str(_get(spec, v, dests["mem"], defaults["mem"]))),
         draft_params=draft,
+        draft_tokens=max(1, draft_tokens),
         sleep_mode=sleep,
         metrics=metrics,
-        api_key=str(v["api_key"])
-        if v.get("api_key")
-        else env.get("VLLM_API_KEY")
-        if flavour == "vllm"
-        else None,
+        api_keys=_api_keys(flavour, v.get("api_key"), env),
         gpu=env.get(GPU_ENV, "H100-SXM"),
         time_scale=float(env.get(TIME_SCALE_ENV, "1.0")),
     )
+
+
+def _api_keys(flavour: str, raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
+    if flavour != "vllm":
+        return ()  # SGLang's --api-key guards differently; the emulator does not model it
+    if isinstance(raw, list):
+        return tuple(str(k) for k in raw)
+    if raw:
+        return (str(raw),)
+    return (env["VLLM_API_KEY"],) if env.get("VLLM_API_KEY") else ()
 
 
 def prompt_tokens(text: str) -> int:

@@ -8,6 +8,11 @@ sequences are admitted in arrival order while the running cap and the KV cache a
 overflow the KV cache, the newest running sequence is preempted and later recomputed from scratch (its
 already-emitted tokens are kept, not sent again). A sequence's first token comes out of the step that
 completes its prefill.
+
+KV accounting: a running sequence holds its whole prefill target from admission on (as SGLang reserves a
+prompt), then one more slot per decode step. Admission is then a plain "does the prompt fit" check, a
+half-prefilled prompt can never be squeezed out by a later admission, and the usage gauge counts the room
+a long prompt is about to fill rather than lagging behind it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from llmctl.perf.step_time import StepBatch, StepModel
+from llmctl.engines.emulator.timing import StepTimer
+from llmctl.perf.step_time import StepBatch
 
 
 @dataclass
@@ -25,13 +31,17 @@ class Sequence:
     max_tokens: int
     generated: int = 0
     computed: int = 0  # tokens whose KV is in the cache
-    prefill_target: int = (
-        0  # tokens to compute before decoding (prompt, or prompt + generated after preemption)
-    )
+    # Tokens to compute before decoding: the prompt, or prompt + generated when recomputing after preemption.
+    prefill_target: int = 0
 
     @property
     def prefilling(self) -> bool:
         return self.computed < self.prefill_target
+
+    @property
+    def held(self) -> int:
+        """KV slots reserved for this sequence while it runs."""
+        return max(self.computed, self.prefill_target)
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ class StepResult:
 
 class Scheduler:
     def __init__(
-        self, model: StepModel, kv_capacity_tokens: int, max_seqs: int, max_batched_tokens: int
+        self, model: StepTimer, kv_capacity_tokens: int, max_seqs: int, max_batched_tokens: int
     ) -> None:
         if kv_capacity_tokens < 1 or max_seqs < 1 or max_batched_tokens < 1:
             raise ValueError("capacity, max_seqs and max_batched_tokens must be positive")
@@ -72,11 +82,20 @@ class Scheduler:
         return bool(self.waiting or self.running)
 
     @property
+    def num_running(self) -> int:
+        return len(self.running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting)
+
+    @property
     def kv_used(self) -> int:
-        return sum(s.computed for s in self.running)
+        return sum(s.held for s in self.running)
 
     @property
     def kv_usage(self) -> float:
+        """Fraction of the KV cache held, 0..1 (vLLM's kv_cache_usage_perc, SGLang's token_usage)."""
         return self.kv_used / self.capacity
 
     def _preempt_newest(self) -> Sequence:
@@ -98,14 +117,14 @@ class Scheduler:
         budget = self.budget
         decode = [s for s in self.running if not s.prefilling][:budget]
         budget -= len(decode)
-        free_kv = self.capacity - self.kv_used - len(decode)
+        # Decoders not scheduled for lack of budget still keep their slot: the check above counted them.
+        free_kv = self.capacity - self.kv_used - sum(1 for s in self.running if not s.prefilling)
         chunks: list[tuple[Sequence, int]] = []
         for s in self.running:
-            if s.prefilling and budget > 0 and free_kv > 0:
-                n = min(s.prefill_target - s.computed, budget, free_kv)
+            if s.prefilling and budget > 0:
+                n = min(s.prefill_target - s.computed, budget)
                 chunks.append((s, n))
                 budget -= n
-                free_kv -= n
         while self.waiting and len(self.running) < self.max_seqs and budget > 0:
             s = self.waiting[0]
             # Admit only when the whole prompt fits now, so admission never triggers a preemption.
@@ -116,7 +135,7 @@ class Scheduler:
             n = min(s.prefill_target, budget)
             chunks.append((s, n))
             budget -= n
-            free_kv -= n
+            free_kv -= s.prefill_target
         if not decode and not chunks:
             return StepResult(0.0, preempted=tuple(preempted))
 

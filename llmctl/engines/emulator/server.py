@@ -17,7 +17,7 @@ from llmctl.engines.emulator.config import EmulatorConfig, prompt_tokens
 from llmctl.engines.emulator.core import Scheduler
 from llmctl.engines.emulator.metrics import EngineMetrics
 from llmctl.engines.emulator.startup import wake_seconds
-from llmctl.perf.step_time import StepModel
+from llmctl.engines.emulator.timing import StepTimer
 
 FILLER = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "runs", "home")
 
@@ -34,7 +34,7 @@ class Pending:
 
 
 class Engine:
-    def __init__(self, config: EmulatorConfig, model: StepModel, kv_capacity: int) -> None:
+    def __init__(self, config: EmulatorConfig, model: StepTimer, kv_capacity: int) -> None:
         self.config = config
         self.scheduler = Scheduler(model, kv_capacity, config.max_seqs, config.max_batched_tokens)
         self.metrics = EngineMetrics(config.flavour, config.served_names[0])
@@ -60,7 +60,8 @@ class Engine:
                 await self.wakeup.wait()
                 continue
             result = s.step()
-            self.metrics.state(len(s.running), len(s.waiting), s.kv_usage)
+            self.metrics.preempted(len(result.preempted))
+            self.metrics.state(s.num_running, s.num_waiting, s.kv_usage)
             # The model says how long this iteration takes on the GPU; waiting it out is the emulation.
             await asyncio.sleep(result.duration_s * self.config.time_scale)
             for rid, n in result.emitted.items():
@@ -68,6 +69,21 @@ class Engine:
                 self.metrics.generation_tokens.labels(self.metrics.model).inc(n)
             for rid in result.finished:
                 self.pending.pop(rid).queue.put_nowait(-1)
+
+
+def _prompt_tokens(body: dict[str, Any], chat: bool) -> int:
+    """Prompt length in tokens: the length of a token-id list, else about four characters per token of text
+    (the emulator has no tokenizer; chat content may be a string or a list of parts)."""
+    if not chat:
+        prompt = body.get("prompt", "")
+        return len(prompt) if isinstance(prompt, list) else prompt_tokens(str(prompt)) if prompt else 0
+    text = ""
+    for message in body.get("messages") or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        text += str(content or "")
+    return prompt_tokens(text) if text else 0
 
 
 def _error(status: int, message: str, kind: str) -> web.Response:
@@ -98,7 +114,12 @@ class EmulatorApp:
                 app.router.add_get("/is_sleeping", self._is_sleeping)
         else:
             app.router.add_get("/health_generate", self._health)
-            app.router.add_get("/get_model_info", self._json({"model_path": c.model.name}))
+            app.router.add_get(
+                "/get_model_info",
+                self._json(
+                    {"model_path": c.model.name, "tokenizer_path": c.model.name, "is_generation": True}
+                ),
+            )
             app.router.add_get(
                 "/get_server_info", self._json({"tp_size": c.tp, "context_length": c.max_model_len})
             )
@@ -118,8 +139,9 @@ class EmulatorApp:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        key = self.config.api_key
-        if key and request.path.startswith("/v1") and request.headers.get("Authorization") != f"Bearer {key}":
+        keys = self.config.api_keys
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if keys and request.path.startswith("/v1") and given not in keys:
             return web.json_response({"error": "Unauthorized"}, status=401)
         result: web.StreamResponse = await handler(request)
         return result
@@ -141,6 +163,9 @@ class EmulatorApp:
         return web.json_response({"object": "list", "data": data})
 
     async def _sleep(self, request: web.Request) -> web.Response:
+        # vLLM: level 1 offloads weights to CPU, level 2 discards them; the emulator models both as "asleep".
+        if request.query.get("level", "1") not in ("1", "2"):
+            return _error(400, "level must be 1 or 2", "BadRequestError")
         self.engine.sleeping = True
         return web.Response(status=200)
 
@@ -165,20 +190,19 @@ class EmulatorApp:
         if self.engine.sleeping:
             return _error(503, "the engine is sleeping; wake it up first", "ServiceUnavailableError")
         chat = request.path.endswith("/chat/completions")
-        if chat:
-            messages = body.get("messages") or []
-            text = "".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
-            n_prompt = prompt_tokens(text)
-        else:
-            prompt = body.get("prompt", "")
-            n_prompt = len(prompt) if isinstance(prompt, list) else prompt_tokens(str(prompt))
-        max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 16)
+        n_prompt = _prompt_tokens(body, chat)
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+        max_tokens = 16 if max_tokens is None else max_tokens
+        if n_prompt < 1:
+            return _error(400, "The prompt cannot be empty.", "BadRequestError")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            return _error(400, f"max_tokens must be at least 1, got {max_tokens}.", "BadRequestError")
         if n_prompt + max_tokens > self.config.max_model_len:
             return _error(
                 400,
                 f"This model's maximum context length is {self.config.max_model_len} tokens. "
                 f"However, you requested {n_prompt + max_tokens} tokens ({n_prompt} in the messages, "
-                f"{max_tokens} in the completion).",
+                f"{max_tokens} in the completion). Please reduce the length of the messages or completion.",
                 "BadRequestError",
             )
         rid, pending = self.engine.submit(n_prompt, max_tokens)
@@ -259,4 +283,4 @@ class EmulatorApp:
 
     def _finished(self, pending: Pending, m: EngineMetrics) -> None:
         m.e2e.labels(m.model).observe(time.perf_counter() - pending.arrived)
-        m.requests.labels(m.model).inc()
+        m.finished("length")

@@ -6,7 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmctl.engines.emulator.core import Scheduler
+from llmctl.engines.emulator.timing import step_timer
 from llmctl.perf.profile import make_profile
+from llmctl.perf.speculative import SpecConfig, spec_step_time
 from llmctl.perf.step_time import StepBatch, step_model
 
 MODEL = step_model(make_profile("vllm", "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM"))
@@ -102,3 +104,36 @@ def test_tokens_conserved_and_limits_hold(
     assert set(finished) == {str(i) for i in range(len(reqs))}
     # Exactly max_tokens each: a preempted sequence is recomputed, its emitted tokens are not sent again.
     assert tokens == {str(i): o for i, (_, o) in enumerate(reqs)}
+
+
+def test_half_prefilled_prompts_keep_their_room() -> None:
+    # A prompt being prefilled in chunks holds all of its room: the next one waits although only 128 tokens
+    # of the first have been computed.
+    s = Scheduler(MODEL, kv_capacity_tokens=1000, max_seqs=8, max_batched_tokens=128)
+    s.add("a", 600, 4)
+    s.add("b", 600, 4)
+    s.step()
+    assert s.num_running == 1 and s.num_waiting == 1 and s.kv_used == 600
+    tokens, _, _ = run(s)
+    assert tokens["b"] == 4 and not s.has_work
+
+
+def test_kv_usage_and_counts_follow_the_state() -> None:
+    s = Scheduler(MODEL, kv_capacity_tokens=1000, max_seqs=1, max_batched_tokens=4096)
+    s.add("a", 250, 2)
+    s.add("b", 100, 2)
+    assert (s.num_running, s.num_waiting, s.kv_usage) == (0, 2, 0.0)
+    s.step()
+    assert (s.num_running, s.num_waiting, s.kv_usage) == (1, 1, 0.25)
+
+
+def test_eagle3_decode_steps_cost_the_speculative_time_per_token() -> None:
+    profile = make_profile("sglang", "meta-llama/Llama-3.1-8B-Instruct", "H100-SXM")
+    spec = SpecConfig(draft_params=0.5e9, num_draft_tokens=3)
+    timer = step_timer(profile, spec)
+    s = Scheduler(timer, kv_capacity_tokens=100_000, max_seqs=8, max_batched_tokens=4096)
+    s.add("a", 1000, 3)
+    assert s.step().duration_s == step_model(profile).prefill(1000)  # prefill runs without drafts
+    decode = s.step()
+    assert decode.duration_s == spec_step_time(profile, spec, 1, 1000).per_token_s
+    assert decode.duration_s < step_model(profile).decode(1, 1000)  # at batch 1 EAGLE-3 pays off

@@ -1,0 +1,105 @@
+"""What the emulated engine sustains at time scale 0 (its own overhead: scheduler, HTTP, streaming) against
+the throughput the performance model says the GPU would reach (not run by CI):
+`python tests/bench/bench_emulator.py [requests] [concurrency]`.
+
+A ratio above 1 means the emulator keeps up with the modelled engine in real time (time scale 1); below 1,
+a rehearsal at that load would run slower than the engine it imitates, and latencies it reports would be
+inflated by the emulator's own overhead."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from llmctl.engines.emulator.config import parse_config
+from llmctl.engines.emulator.core import Scheduler
+from llmctl.engines.emulator.server import EmulatorApp, Engine
+from llmctl.engines.emulator.startup import kv_capacity, profile_of, spec_of
+from llmctl.engines.emulator.timing import step_timer
+
+ARGS = [
+    "meta-llama/Llama-3.1-8B-Instruct",
+    "--served-model-name",
+    "chat",
+    "--max-model-len",
+    "8192",
+    "--max-num-seqs",
+    "256",
+    "--max-num-batched-tokens",
+    "16384",
+    "--quantization",
+    "fp8",
+]
+PROMPT_CHARS = 2048  # 512 tokens
+MAX_TOKENS = 128
+
+
+def modelled(requests: int) -> tuple[float, int]:
+    """Modelled GPU seconds to serve the whole batch of requests, and the scheduler steps it took."""
+    config = parse_config("vllm", ARGS, {})
+    s = Scheduler(
+        step_timer(profile_of(config), spec_of(config)),
+        kv_capacity(config),
+        config.max_seqs,
+        config.max_batched_tokens,
+    )
+    for i in range(requests):
+        s.add(str(i), PROMPT_CHARS // 4, MAX_TOKENS)
+    total, steps = 0.0, 0
+    while s.has_work:
+        total += s.step().duration_s
+        steps += 1
+    return total, steps
+
+
+async def emulated(requests: int, concurrency: int, stream: bool) -> float:
+    """Wall seconds the emulator at time scale 0 takes to serve the same requests over HTTP."""
+    config = parse_config("vllm", ARGS, {"LLMCTL_EMULATOR_TIME_SCALE": "0"})
+    engine = Engine(config, step_timer(profile_of(config), spec_of(config)), kv_capacity(config))
+    loop = asyncio.create_task(engine.run())
+    client: TestClient[Any, Any] = TestClient(TestServer(EmulatorApp(engine).build()))
+    await client.start_server()
+    todo = iter(range(requests))
+    body = {"model": "chat", "prompt": "x" * PROMPT_CHARS, "max_tokens": MAX_TOKENS, "stream": stream}
+
+    async def worker() -> None:
+        for _ in todo:
+            async with client.post("/v1/completions", json=body) as r:
+                await r.read()
+                assert r.status == 200
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    await client.close()
+    loop.cancel()
+    return wall
+
+
+def main() -> None:
+    requests = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 256
+    gpu_s, steps = modelled(requests)
+    t0 = time.perf_counter()
+    modelled(requests)
+    core_s = time.perf_counter() - t0
+    tokens = requests * MAX_TOKENS
+    print(f"workload: {requests} requests x ({PROMPT_CHARS // 4} prompt + {MAX_TOKENS} output) tokens")
+    print(
+        f"modelled (8B fp8, H100): {requests / gpu_s:9.1f} req/s {tokens / gpu_s:10.0f} tok/s ({steps} steps)"
+    )
+    print(f"core alone:              {requests / core_s:9.1f} req/s {tokens / core_s:10.0f} tok/s", end="")
+    print(f"  {steps / core_s:8.0f} steps/s  ratio {gpu_s / core_s:6.1f}x")
+    for stream in (False, True):
+        wall = asyncio.run(emulated(requests, concurrency, stream))
+        label = f"HTTP {'stream' if stream else 'plain '} c={concurrency}:"
+        print(f"{label:<25}{requests / wall:9.1f} req/s {tokens / wall:10.0f} tok/s", end="")
+        print(f"  ratio {gpu_s / wall:6.2f}x of modelled")
+
+
+if __name__ == "__main__":
+    main()
