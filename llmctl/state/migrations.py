@@ -58,4 +58,33 @@ MIGRATIONS: tuple[str, ...] = (
         since REAL NOT NULL
     );
     """,
+    # 3: what people asked for (CLI, TUI) that the controller carries out, with the outcome.
+    """
+    CREATE TABLE intents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,          -- scale | restart | stop | sleep | wake
+        target TEXT NOT NULL,        -- a deployment (scale) or a replica
+        arg TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT 'pending',  -- pending | done | failed
+        result TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE scale_overrides (
+        deployment TEXT PRIMARY KEY,
+        replicas INTEGER NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
+    # 4: what the gateway sees per deployment, written every second or so: the controller's demand signal
+    # (held requests are the scale-from-zero trigger) whether the gateway runs in its process or not.
+    """
+    CREATE TABLE gateway_demand (
+        deployment TEXT PRIMARY KEY,
+        held INTEGER NOT NULL,
+        in_flight INTEGER NOT NULL,
+        requests_total INTEGER NOT NULL,
+        last_request_at REAL,
+        updated_at REAL NOT NULL
+    );
+    """,
 )

@@ -17,8 +17,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from llmctl.engines.emulator.config import parse_config
 from llmctl.engines.emulator.core import Scheduler
-from llmctl.engines.emulator.server import EmulatorApp, Engine
-from llmctl.engines.emulator.startup import kv_capacity, profile_of, spec_of
+from llmctl.engines.emulator.engine import Engine
+from llmctl.engines.emulator.server import EmulatorApp
+from llmctl.engines.emulator.startup import prepare
 from llmctl.engines.emulator.timing import step_timer
 
 ARGS = [
@@ -41,9 +42,10 @@ MAX_TOKENS = 128
 def modelled(requests: int) -> tuple[float, int]:
     """Modelled GPU seconds to serve the whole batch of requests, and the scheduler steps it took."""
     config = parse_config("vllm", ARGS, {})
+    replica = prepare(config)
     s = Scheduler(
-        step_timer(profile_of(config), spec_of(config)),
-        kv_capacity(config),
+        step_timer(replica.profile, replica.spec),
+        replica.kv_capacity,
         config.max_seqs,
         config.max_batched_tokens,
     )
@@ -59,7 +61,8 @@ def modelled(requests: int) -> tuple[float, int]:
 async def emulated(requests: int, concurrency: int, stream: bool) -> float:
     """Wall seconds the emulator at time scale 0 takes to serve the same requests over HTTP."""
     config = parse_config("vllm", ARGS, {"LLMCTL_EMULATOR_TIME_SCALE": "0"})
-    engine = Engine(config, step_timer(profile_of(config), spec_of(config)), kv_capacity(config))
+    replica = prepare(config)
+    engine = Engine(config, step_timer(replica.profile, replica.spec), replica.kv_capacity)
     loop = asyncio.create_task(engine.run())
     client: TestClient[Any, Any] = TestClient(TestServer(EmulatorApp(engine).build()))
     await client.start_server()

@@ -109,14 +109,22 @@ def test_apply_serves_reapply_is_a_no_op_and_stop_ends_it(env: dict[str, str], t
             httpx.get(f"http://127.0.0.1:{r['port']}/health", timeout=2)
 
 
+@pytest.mark.parametrize(
+    ("utilisation", "engine_line"),
+    [
+        # Weights fit and leave some KV room, but not one 8192-token sequence.
+        (0.085, "estimated maximum model length"),
+        # Weights fit and leave no KV room at all.
+        (0.05, "No available memory for the cache blocks"),
+    ],
+)
 def test_a_replica_that_cannot_start_fails_the_apply_with_the_engines_line(
-    env: dict[str, str], tmp_path: Path
+    env: dict[str, str], tmp_path: Path, utilisation: float, engine_line: str
 ) -> None:
-    # Valid for the flag parser, but leaves no room for one 8192-token sequence: the engine refuses to start.
-    pb = playbook(tmp_path, **{"--gpu-memory-utilization": 0.08})
+    pb = playbook(tmp_path, **{"--gpu-memory-utilization": utilisation})
     out = llmctl(env, "apply", str(pb), "-i", env["INV"], "--yes")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "estimated maximum model length" in out.stdout and "failed to start" in out.stderr
+    assert engine_line in out.stdout and "failed to start" in out.stderr
     assert {r["phase"] for r in status(env)} == {"failed"}
 
 

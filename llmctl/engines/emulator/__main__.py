@@ -9,9 +9,10 @@ import traceback
 
 from aiohttp import web
 
-from llmctl.engines.emulator.config import UsageError, log, parse_config
+from llmctl.engines.emulator.config import ConfigError, UsageError, parse_config
+from llmctl.engines.emulator.logs import engine_log, log
 from llmctl.engines.emulator.server import EmulatorApp, Engine
-from llmctl.engines.emulator.startup import StartupError, cold_start_seconds, kv_capacity, profile_of, spec_of
+from llmctl.engines.emulator.startup import StartupError, cold_start_seconds, prepare
 from llmctl.engines.emulator.timing import step_timer
 from llmctl.engines.snapshots import PINNED_VERSIONS
 
@@ -29,6 +30,15 @@ environment:
 """
 
 
+async def _interruptible_sleep(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep unless SIGTERM comes first; True when it did (the caller should exit at once)."""
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def serve(argv: list[str]) -> int:
     if "-h" in argv or "--help" in argv:
         sys.stdout.write(HELP)
@@ -44,38 +54,62 @@ async def serve(argv: list[str]) -> int:
         log(USAGE)
         log(f"error: {exc}")
         return 2
-    try:
-        capacity = kv_capacity(config)
-    except StartupError as exc:
-        log(str(exc))
+    except ConfigError as exc:
+        engine_log(flavour, f"llmctl emulator: {exc}", "ERROR")
         return 1
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-    log(
-        f"INFO llmctl emulated {flavour}: {config.model.name} on {config.tp} x {config.gpu}, "
-        f"{capacity} KV tokens; loading (modelled cold start {cold_start_seconds(config):.1f} s)"
-    )
+    if flavour == "vllm":
+        engine_log(flavour, f"vLLM API server version {PINNED_VERSIONS['vllm']} (llmctl emulated engine)")
+    else:
+        engine_log(flavour, f"SGLang {PINNED_VERSIONS['sglang']} (llmctl emulated engine)")
+    engine_log(flavour, f"model={config.model.name} tp={config.tp} gpu={config.gpu} dtype={config.dtype}")
+    try:
+        replica = prepare(config)
+    except StartupError as exc:
+        # A real engine gets this far into loading before it fails; a readiness wait sees the same delay.
+        if not await _interruptible_sleep(stop, exc.after_s * config.time_scale):
+            for line in exc.lines:
+                log(line)
+        return 1
+    engine_log(flavour, f"loading (modelled cold start {cold_start_seconds(config):.1f} s)")
     # Real engines open their port only once the model is loaded: so does the emulator. A SIGTERM while
     # "loading" ends it at once, as it would a real engine.
-    try:
-        await asyncio.wait_for(stop.wait(), cold_start_seconds(config) * config.time_scale)
+    if await _interruptible_sleep(stop, cold_start_seconds(config) * config.time_scale):
         return 0
-    except TimeoutError:
-        pass
-    engine = Engine(config, step_timer(profile_of(config), spec_of(config)), capacity)
-    runner = web.AppRunner(EmulatorApp(engine).build(), access_log=None)
+    tokens = replica.kv_capacity
+    if flavour == "vllm":
+        engine_log(flavour, f"GPU KV cache size: {tokens:,} tokens", source="kv_cache_utils.py")
+        engine_log(
+            flavour,
+            f"Maximum concurrency for {config.max_model_len:,} tokens per request: "
+            f"{tokens / config.max_model_len:.2f}x",
+            source="kv_cache_utils.py",
+        )
+    else:
+        engine_log(
+            flavour,
+            f"max_total_num_tokens={tokens}, chunked_prefill_size={config.max_batched_tokens}, "
+            f"max_running_requests={config.max_seqs}, context_len={config.max_model_len}",
+        )
+    engine = Engine(config, step_timer(replica.profile, replica.spec), replica.kv_capacity)
+    # Cancel a handler whose client hung up, so its request is aborted and frees its batch slot and KV
+    # cache, as both engines do on disconnect.
+    runner = web.AppRunner(EmulatorApp(engine).build(), access_log=None, handler_cancellation=True)
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port).start()
     except OSError as exc:
+        # uvicorn's own wording, which both engines print when the port is taken.
         log(
-            f"ERROR [Errno {exc.errno}] error while attempting to bind on address ({config.host!r}, {config.port})"
+            f"ERROR:    [Errno {exc.errno}] error while attempting to bind on address "
+            f"({config.host!r}, {config.port}): {(exc.strerror or '').lower()}"
         )
         await runner.cleanup()
         return 1
     if flavour == "vllm":
-        log(f"INFO Starting vLLM API server on http://{config.host}:{config.port}")
+        engine_log(flavour, f"Starting vLLM API server 0 on http://{config.host}:{config.port}")
         log("INFO:     Application startup complete.")
     else:
         log(f"INFO:     Uvicorn running on http://{config.host}:{config.port} (Press CTRL+C to quit)")
@@ -86,12 +120,13 @@ async def serve(argv: list[str]) -> int:
     code = 0
     if loop_task.done():
         # The engine loop only ends by a bug; dying loudly beats a server that accepts requests and never answers.
-        log("ERROR engine loop failed:\n" + "".join(traceback.format_exception(loop_task.exception())))
+        trace = "".join(traceback.format_exception(loop_task.exception()))
+        engine_log(flavour, f"llmctl emulator: engine loop failed:\n{trace}", "ERROR")
         code = 1
     loop_task.cancel()
     stop_task.cancel()
     await runner.cleanup()
-    log("INFO Shutting down")
+    log("INFO:     Shutting down")
     return code
 
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmctl.catalog.gpus import get_gpu
 from llmctl.catalog.models import Model
 from llmctl.config.models import resolve_model
 from llmctl.engines.emulated import GPU_ENV, TIME_SCALE_ENV
 from llmctl.engines.flagspec import FlagSpec
 from llmctl.engines.flagtypes import convert
 from llmctl.engines.snapshots import load_flagspec
+from llmctl.errors import LlmctlError
 from llmctl.perf.speculative import DEFAULT_DRAFT_TOKENS
+
+# The planner always sets the GPU; a hand-started emulator stands in for the most common serving card.
+DEFAULT_GPU = "H100-SXM"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class EmulatorConfig:
 
 class UsageError(Exception):
     """Bad command line: reported like argparse (exit status 2)."""
+
+
+class ConfigError(Exception):
+    """The flags parse but the replica cannot be set up (unknown model or GPU, bad environment): the real
+    engines fail these after parsing, with exit status 1, so the emulator does too."""
 
 
 def _get(spec: FlagSpec, values: dict[str, object], dest: str, default: object) -> object:
@@ -91,8 +100,8 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         raise UsageError("the model is required")
     try:
         model = resolve_model(name, Path.cwd())
-    except Exception as exc:  # the engines fail the same way: they cannot load the config
-        raise UsageError(str(exc)) from None
+    except Exception as exc:  # a real engine fails the same way, after parsing: it cannot load the config
+        raise ConfigError(str(exc)) from None
     max_len = _get(spec, v, dests["len"], None)
     served = v.get("served_model_name")
     quant = v.get("quantization")
@@ -128,9 +137,26 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         sleep_mode=sleep,
         metrics=metrics,
         api_keys=_api_keys(flavour, v.get("api_key"), env),
-        gpu=env.get(GPU_ENV, "H100-SXM"),
-        time_scale=float(env.get(TIME_SCALE_ENV, "1.0")),
+        gpu=_gpu(env.get(GPU_ENV) or DEFAULT_GPU),
+        time_scale=_time_scale(env.get(TIME_SCALE_ENV) or "1.0"),
     )
+
+
+def _gpu(name: str) -> str:
+    try:
+        return get_gpu(name).name
+    except LlmctlError as exc:
+        raise ConfigError(f"{GPU_ENV}: {exc}") from None
+
+
+def _time_scale(raw: str) -> float:
+    try:
+        scale = float(raw)
+    except ValueError:
+        scale = -1.0
+    if not scale >= 0.0 or math.isinf(scale):
+        raise ConfigError(f"{TIME_SCALE_ENV} must be a finite number >= 0, got {raw!r}")
+    return scale
 
 
 def _api_keys(flavour: str, raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
@@ -146,8 +172,3 @@ def _api_keys(flavour: str, raw: object, env: Mapping[str, str]) -> tuple[str, .
 def prompt_tokens(text: str) -> int:
     # About four characters per token for English text with BPE vocabularies; the emulator has no tokenizer.
     return max(1, math.ceil(len(text) / 4))
-
-
-def log(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()

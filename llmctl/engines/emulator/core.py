@@ -98,6 +98,19 @@ class Scheduler:
         """Fraction of the KV cache held, 0..1 (vLLM's kv_cache_usage_perc, SGLang's token_usage)."""
         return self.kv_used / self.capacity
 
+    def abort(self, seq_id: str) -> bool:
+        """Drop a request wherever it is (client gone, engine put to sleep); False if it is not here.
+        Its KV slots are free from the next step on, as in vLLM's abort path."""
+        for i, s in enumerate(self.running):
+            if s.id == seq_id:
+                del self.running[i]
+                return True
+        for s in self.waiting:
+            if s.id == seq_id:
+                self.waiting.remove(s)
+                return True
+        return False
+
     def _preempt_newest(self) -> Sequence:
         victim = self.running.pop()
         victim.computed = 0

@@ -1,18 +1,46 @@
-"""Start-up of the emulated engine: the memory check real engines make (failing with their own error lines)
-and the modelled cold-start and wake-up times."""
+"""Start-up of the emulated engine: the memory checks real engines make, failing with their own error lines
+at the point of their start-up where they fail, and the modelled cold-start and wake-up times.
+
+What each engine does when memory is short (the lines are matched by llmctl.engines.startup_errors):
+- weights larger than the GPU: both engines die while loading, in torch's allocator
+  (`torch.OutOfMemoryError: CUDA out of memory. Tried to allocate ...`);
+- weights fit the card but leave no KV cache under the memory fraction: vLLM
+  `ValueError: No available memory for the cache blocks ...`, SGLang
+  `RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.`;
+- a KV cache smaller than one max-length sequence: vLLM refuses to start (`ValueError: To serve at least
+  one request with the model's max seq len ...`); SGLang starts and rejects longer requests one by one.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from llmctl.catalog.gpus import GiB
 from llmctl.engines.emulator.config import EmulatorConfig
+from llmctl.errors import LlmctlError
 from llmctl.perf.capacity import kv_fit
 from llmctl.perf.cold_start import cold_start_time, wake_time
 from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import SpecConfig
 
+VLLM_DOCS = "https://docs.vllm.ai/en/latest/configuration/conserving_memory/"
+
 
 class StartupError(Exception):
-    """The engine would not start; the message is the engine's own last error line."""
+    """The engine would not start: `lines` are what it prints last, `after_s` the modelled seconds into its
+    start-up at which it gives up (loading weights, profiling memory)."""
+
+    def __init__(self, lines: tuple[str, ...], after_s: float = 0.0) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.after_s = after_s
+
+
+@dataclass(frozen=True)
+class Replica:
+    profile: Profile
+    spec: SpecConfig | None
+    kv_capacity: int  # KV-cache tokens of the whole replica
 
 
 def profile_of(c: EmulatorConfig) -> Profile:
@@ -34,34 +62,60 @@ def spec_of(c: EmulatorConfig) -> SpecConfig | None:
     )
 
 
-def kv_capacity(c: EmulatorConfig) -> int:
-    """KV tokens of the replica, or StartupError with the message the real engine prints."""
-    fit = kv_fit(profile_of(c), spec_of(c))
-    if fit.needed_without_kv > fit.gpu_memory:
+def _fail(c: EmulatorConfig, line: str, after_s: float) -> StartupError:
+    if c.flavour == "vllm":
+        # The engine core dies with the root cause; the API server process then ends on this line.
+        tail = (
+            "RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}"
+        )
+        return StartupError(("ERROR EngineCore failed to start.", line, tail), after_s)
+    return StartupError(("Scheduler hit an exception: Traceback (most recent call last):", line), after_s)
+
+
+def prepare(c: EmulatorConfig) -> Replica:
+    """The replica's profile and KV capacity, or StartupError with the lines the real engine prints."""
+    try:
+        profile = profile_of(c)
+    except LlmctlError as exc:  # e.g. a TP size that does not divide the heads: refused before loading
+        raise _fail(c, f"ValueError: {exc}", 0.0) from None
+    spec = spec_of(c)
+    fit = kv_fit(profile, spec)
+    phases = cold_start_time(profile, draft_params=c.draft_params)
+    load_s = phases.disk_read_s + phases.host_to_gpu_s
+    if fit.weights > fit.gpu_memory:
+        # Loading stops at the first layer that no longer fits: that is the allocation torch reports.
+        layer = fit.weights / max(c.model.num_layers, 1)
+        loaded = fit.gpu_memory * 0.99
+        line = (
+            f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {layer / GiB:.2f} GiB. "
+            f"GPU 0 has a total capacity of {fit.gpu_memory / GiB:.2f} GiB of which "
+            f"{(fit.gpu_memory - loaded) / 2**20:.2f} MiB is free. Including non-PyTorch memory, this "
+            f"process has {loaded / GiB:.2f} GiB memory in use."
+        )
+        raise _fail(c, line, phases.engine_init_s + load_s * fit.gpu_memory / fit.weights)
+    # Both engines size the KV cache after loading and a profiling run (which is where vLLM compiles).
+    profiled_s = phases.engine_init_s + load_s + phases.compile_s
+    if fit.kv_capacity_tokens < 1:
         if c.flavour == "vllm":
-            # Loading fails on the first layer that no longer fits, so that is the allocation torch reports.
-            layer = fit.weights / max(c.model.num_layers, 1)
-            loaded = fit.gpu_memory * 0.99
-            raise StartupError(
-                f"torch.OutOfMemoryError: CUDA out of memory. Tried to allocate {layer / GiB:.2f} GiB. "
-                f"GPU 0 has a total capacity of {fit.gpu_memory / GiB:.2f} GiB of which "
-                f"{(fit.gpu_memory - loaded) / 2**20:.2f} MiB is free. Including non-PyTorch memory, this "
-                f"process has {loaded / GiB:.2f} GiB memory in use."
+            line = (
+                "ValueError: No available memory for the cache blocks. Try increasing `gpu_memory_utilization` "
+                "when initializing the engine."
             )
-        raise StartupError("RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.")
-    if fit.kv_capacity_tokens < c.max_model_len:
-        if c.flavour == "vllm":
-            per_token = fit.kv_bytes_per_token
-            estimated = fit.kv_capacity_tokens
-            raise StartupError(
-                "ValueError: To serve at least one request with the models's max seq len "
-                f"({c.max_model_len}), ({c.max_model_len * per_token / GiB:.2f} GiB KV cache is needed, which is "
-                f"larger than the available KV cache memory ({fit.kv_bytes / GiB:.2f} GiB). Based on the available"
-                f" memory, the estimated maximum model length is {estimated}. Try increasing "
-                "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine."
-            )
-        raise StartupError("RuntimeError: Not enough memory. Please try to increase --mem-fraction-static.")
-    return fit.kv_capacity_tokens
+        else:
+            line = "RuntimeError: Not enough memory. Please try to increase --mem-fraction-static."
+        raise _fail(c, line, profiled_s)
+    if c.flavour == "vllm" and fit.kv_capacity_tokens < c.max_model_len:
+        needed = c.max_model_len * fit.kv_bytes_per_token
+        line = (
+            "ValueError: To serve at least one request with the model's max seq len "
+            f"({c.max_model_len}), ({needed / GiB:.2f} GiB KV cache is needed, which is larger than the "
+            f"available KV cache memory ({fit.kv_bytes / GiB:.2f} GiB). Based on the available memory, the "
+            f"estimated maximum model length is {fit.kv_capacity_tokens}. Try increasing "
+            "`gpu_memory_utilization` or decreasing `max_model_len` when initializing the engine. "
+            f"See {VLLM_DOCS} for more details."
+        )
+        raise _fail(c, line, profiled_s)
+    return Replica(profile, spec, fit.kv_capacity_tokens)
 
 
 def cold_start_seconds(c: EmulatorConfig) -> float:
@@ -69,4 +123,4 @@ def cold_start_seconds(c: EmulatorConfig) -> float:
 
 
 def wake_seconds(c: EmulatorConfig) -> float:
-    return wake_time(profile_of(c)).total_s
+    return wake_time(profile_of(c), draft_params=c.draft_params).total_s

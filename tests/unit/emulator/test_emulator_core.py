@@ -137,3 +137,13 @@ def test_eagle3_decode_steps_cost_the_speculative_time_per_token() -> None:
     decode = s.step()
     assert decode.duration_s == spec_step_time(profile, spec, 1, 1000).per_token_s
     assert decode.duration_s < step_model(profile).decode(1, 1000)  # at batch 1 EAGLE-3 pays off
+
+
+def test_abort_frees_the_slot_for_the_next_request() -> None:
+    s = Scheduler(MODEL, kv_capacity_tokens=1000, max_seqs=1, max_batched_tokens=4096)
+    s.add("a", 100, 50)
+    s.add("b", 100, 2)
+    s.step()
+    assert s.abort("a") and not s.abort("a") and s.kv_used == 0
+    assert s.step().first_token == ("b",)
+    assert s.abort("b") and not s.has_work

@@ -4,6 +4,7 @@ endpoints, metrics under load. The real-process behaviour is in tests/integratio
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
@@ -12,12 +13,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmctl.engines.emulator.config import parse_config
-from llmctl.engines.emulator.server import EmulatorApp, Engine
-from llmctl.engines.emulator.startup import kv_capacity, profile_of
+from llmctl.engines.emulator.engine import Engine
+from llmctl.engines.emulator.server import EmulatorApp
+from llmctl.engines.emulator.startup import prepare
 from llmctl.perf.step_time import step_model
 
 VLLM = ["meta-llama/Llama-3.1-8B-Instruct", "--served-model-name", "chat", "--max-model-len", "4096"]
 SGLANG = ["--model-path", "Qwen/Qwen3-8B", "--served-model-name", "chat", "--context-length", "4096"]
+
+V_LABELS = (("engine", "0"), ("model_name", "chat"))  # vLLM V1 labels every series with its engine index
 
 Factory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
 
@@ -29,7 +33,8 @@ async def make_client() -> AsyncIterator[Factory]:
 
     async def make(flavour: str, args: list[str], env: dict[str, str] | None = None) -> TestClient[Any, Any]:
         config = parse_config(flavour, args, {"LLMCTL_EMULATOR_TIME_SCALE": "0", **(env or {})})
-        engine = Engine(config, step_model(profile_of(config)), kv_capacity(config))
+        replica = prepare(config)
+        engine = Engine(config, step_model(replica.profile), replica.kv_capacity)
         tasks.append(asyncio.create_task(engine.run()))
         client: TestClient[Any, Any] = TestClient(TestServer(EmulatorApp(engine).build()))
         await client.start_server()
@@ -57,9 +62,14 @@ async def test_token_id_prompts_and_request_checks(make_client: Factory) -> None
     body = await ok.json()
     assert body["usage"] == {"prompt_tokens": 5, "completion_tokens": 16, "total_tokens": 21}  # default 16
     assert body["choices"][0]["text"].split()[:3] == ["the", "quick", "brown"]  # deterministic filler
-    for bad in ({"prompt": []}, {"prompt": "x", "max_tokens": 0}, {"prompt": "x", "max_tokens": "many"}):
+    bad_bodies: list[dict[str, Any]] = [
+        {"prompt": []},
+        {"prompt": "x", "max_tokens": 0},
+        {"prompt": "x", "max_tokens": "many"},
+    ]
+    for bad in bad_bodies:
         response = await client.post("/v1/completions", json={"model": "chat", **bad})
-        assert response.status == 400 and (await response.json())["object"] == "error"
+        assert response.status == 400 and (await response.json())["error"]["type"] == "BadRequestError"
     parts = {"role": "user", "content": [{"type": "text", "text": "y" * 80}]}
     chat = await client.post(
         "/v1/chat/completions", json={"model": "chat", "messages": [parts], "max_tokens": 3}
@@ -82,9 +92,12 @@ async def test_vllm_endpoints_and_finished_reason_label(make_client: Factory) ->
     assert (await client.get("/is_sleeping")).status == 404  # no --enable-sleep-mode
     await client.post("/v1/completions", json={"model": "chat", "prompt": "abcd", "max_tokens": 4})
     values = samples(await (await client.get("/metrics")).text())
-    key = ("vllm:request_success_total", (("finished_reason", "length"), ("model_name", "chat")))
+    key = (
+        "vllm:request_success_total",
+        (("engine", "0"), ("finished_reason", "length"), ("model_name", "chat")),
+    )
     assert values[key] == 1
-    assert values[("vllm:num_preemptions_total", (("model_name", "chat"),))] == 0
+    assert values[("vllm:num_preemptions_total", V_LABELS)] == 0
 
 
 async def test_sglang_endpoints_memory_saver_and_metrics_flag(make_client: Factory) -> None:
@@ -116,10 +129,130 @@ async def test_requests_queue_past_max_seqs(make_client: Factory) -> None:
     requests = [asyncio.create_task(one()) for _ in range(6)]
     while not all(t.done() for t in requests):
         values = samples(await (await client.get("/metrics")).text())
-        engine_seen.append(int(values[("vllm:num_requests_waiting", (("model_name", "chat"),))]))
-        assert values[("vllm:num_requests_running", (("model_name", "chat"),))] <= 2
+        engine_seen.append(int(values[("vllm:num_requests_waiting", V_LABELS)]))
+        assert values[("vllm:num_requests_running", V_LABELS)] <= 2
         await asyncio.sleep(0)
     assert [t.result() for t in requests] == [8] * 6
     values = samples(await (await client.get("/metrics")).text())
-    assert values[("vllm:generation_tokens_total", (("model_name", "chat"),))] == 48
-    assert values[("vllm:prompt_tokens_total", (("model_name", "chat"),))] == 60
+    assert values[("vllm:generation_tokens_total", V_LABELS)] == 48
+    assert values[("vllm:prompt_tokens_total", V_LABELS)] == 60
+    assert max(engine_seen) > 0  # some requests did queue
+
+
+async def wait_for(
+    client: TestClient[Any, Any], key: tuple[str, tuple[tuple[str, str], ...]], value: float
+) -> None:
+    """Poll /metrics until a series reaches `value` (bounded: the engine loop runs in this event loop)."""
+    for _ in range(2000):
+        if samples(await (await client.get("/metrics")).text()).get(key) == value:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"{key} never reached {value}")
+
+
+async def test_client_disconnect_aborts_the_request(make_client: Factory) -> None:
+    # Time scale 0.1: long enough a request for the client to leave half-way, short enough for a unit test.
+    client = await make_client("vllm", VLLM, {"LLMCTL_EMULATOR_TIME_SCALE": "0.1"})
+    body = {"model": "chat", "prompt": "x" * 40, "max_tokens": 3000, "stream": True}
+    response = await client.post("/v1/completions", json=body)
+    await response.content.readline()  # the first token arrived: the request is running
+    response.close()
+    await wait_for(client, ("vllm:num_requests_running", V_LABELS), 0)
+    values = samples(await (await client.get("/metrics")).text())
+    assert (
+        values[
+            (
+                "vllm:request_success_total",
+                (("engine", "0"), ("finished_reason", "abort"), ("model_name", "chat")),
+            )
+        ]
+        == 1
+    )
+    assert values[("vllm:generation_tokens_total", V_LABELS)] < 3000
+
+
+async def test_sleep_aborts_unfinished_requests_and_refuses_new_ones(make_client: Factory) -> None:
+    client = await make_client(
+        "vllm",
+        [*VLLM, "--enable-sleep-mode"],
+        {"LLMCTL_EMULATOR_TIME_SCALE": "0.1", "VLLM_SERVER_DEV_MODE": "1"},
+    )
+    body = {
+        "model": "chat",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 3000,
+        "stream": True,
+    }
+    response = await client.post("/v1/chat/completions", json=body)
+    first = json.loads((await response.content.readline()).decode()[6:])
+    assert first["choices"][0]["delta"]["role"] == "assistant"
+    assert (await client.post("/sleep?level=1")).status == 200
+    rest = await response.text()
+    chunks = [json.loads(line[6:]) for line in rest.splitlines() if line.startswith("data: {")]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "abort" and rest.rstrip().endswith("data: [DONE]")
+    refused = await client.post("/v1/chat/completions", json={**body, "stream": False})
+    assert refused.status == 503
+    assert (await client.get("/is_sleeping")).status == 200
+    assert (await client.post("/wake_up")).status == 200
+    assert (await (await client.get("/is_sleeping")).json()) == {"is_sleeping": False}
+
+
+async def test_context_limits_speak_each_engines_words(make_client: Factory) -> None:
+    vllm = await make_client("vllm", VLLM)  # max-model-len 4096
+    too_long = await vllm.post(
+        "/v1/completions", json={"model": "chat", "prompt": [1] * 4000, "max_tokens": 100}
+    )
+    error = (await too_long.json())["error"]
+    assert too_long.status == 400 and error["message"].startswith(
+        "'max_tokens' or 'max_completion_tokens' is too large: 100."
+    )
+    missing = await vllm.post("/v1/completions", json={"model": "gpt-4", "prompt": "x"})
+    assert (
+        missing.status == 404
+        and (await missing.json())["error"]["message"] == "The model `gpt-4` does not exist."
+    )
+    sglang = await make_client("sglang", SGLANG)  # context-length 4096
+    prompt = await sglang.post("/v1/completions", json={"model": "chat", "prompt": [1] * 4096})
+    body = await prompt.json()
+    assert (
+        body["object"] == "error"
+        and "is longer than the model's context length (4096 tokens)" in body["message"]
+    )
+    total = await sglang.post(
+        "/v1/completions", json={"model": "chat", "prompt": [1] * 4000, "max_tokens": 96}
+    )
+    assert (
+        "Requested token count exceeds the model's maximum context length of 4096"
+        in (await total.json())["message"]
+    )
+
+
+async def test_sglang_starts_with_a_kv_pool_smaller_than_the_context(make_client: Factory) -> None:
+    # 8B bf16 at 0.25 of an H100 leaves a few thousand KV tokens: SGLang starts and bounds each request by it.
+    args = ["--model-path", "Qwen/Qwen3-8B", "--served-model-name", "chat", "--mem-fraction-static", "0.25"]
+    config = parse_config("sglang", args, {})
+    pool = prepare(config).kv_capacity
+    assert 0 < pool < config.max_model_len
+    client = await make_client("sglang", args)
+    over = await client.post("/v1/completions", json={"model": "chat", "prompt": [1] * pool})
+    assert (
+        over.status == 400
+        and "Use a shorter input or enable --allow-auto-truncate." in (await over.json())["message"]
+    )
+    fits = await client.post(
+        "/v1/completions", json={"model": "chat", "prompt": [1] * (pool - 10), "max_tokens": 50}
+    )
+    assert (await fits.json())["usage"]["completion_tokens"] == 8  # clipped to the pool, as SGLang does
+
+
+async def test_histograms_use_the_engines_own_buckets(make_client: Factory) -> None:
+    for flavour, args, top in (("vllm", VLLM, "2560.0"), ("sglang", [*SGLANG, "--enable-metrics"], "400.0")):
+        client = await make_client(flavour, args)
+        text = await (await client.get("/metrics")).text()
+        bounds = [
+            s.labels["le"]
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+            if s.name == f"{flavour}:time_to_first_token_seconds_bucket"
+        ]
+        assert bounds[-2:] == [top, "+Inf"]
