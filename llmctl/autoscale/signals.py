@@ -20,7 +20,8 @@ class Wish:
 
 
 class Signal(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def wish(self, obs: Observation, now: float) -> Wish: ...
 

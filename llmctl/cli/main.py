@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from llmctl.cli import hosts, load, perf, plan, provision, rollout
+from llmctl.cli import controller, hosts, load, operate, perf, plan, provision, rollout
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
 
@@ -26,6 +26,12 @@ app.command("load")(load.load_command)
 app.command("apply")(rollout.apply_command)
 app.command("status")(rollout.status_command)
 app.command("stop")(rollout.stop_command)
+app.command("logs")(operate.logs_command)
+app.command("restart")(operate.restart_command)
+app.command("events")(operate.events_command)
+app.command("scale")(operate.scale_command)
+app.command("controller")(controller.controller_command)
+app.command("gateway")(controller.gateway_command)
 
 
 def main() -> None:

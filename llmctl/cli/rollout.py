@@ -14,7 +14,7 @@ from llmctl.config.inventory import load_inventory
 from llmctl.control.rollout import Diff, ReplicaOutcome, Rollout, diff
 from llmctl.errors import LlmctlError
 from llmctl.fleet.facts import cached_gpu_facts
-from llmctl.planning import plan_files
+from llmctl.planning import plan_and_desired
 from llmctl.state.records import replicas, writer_lock
 
 
@@ -47,7 +47,7 @@ def apply_command(
     """Plan, show the changes against what runs, confirm, then start, replace and stop replicas."""
     inv = load_inventory(inventory)
     store = open_store(state)
-    plan = plan_files(playbook, inv, facts=cached_gpu_facts(store) or None)
+    plan, desired = plan_and_desired(playbook, inv, facts=cached_gpu_facts(store) or None)
     with writer_lock(store):
         d = diff(plan, replicas(store))
         _show_diff(d)
@@ -69,7 +69,7 @@ def apply_command(
                     timeout,
                     lambda name, what: console.print(f"[dim]{name}[/] {what}", highlight=False),
                 )
-                return await rollout.apply(plan, d)
+                return await rollout.apply(plan, d, desired)
 
         outcomes = asyncio.run(go())
     failed = [o for o in outcomes if o.phase == "failed"]

@@ -9,8 +9,6 @@ its log and, when recognised, the engine's own error line.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import sys
 import time
@@ -21,6 +19,8 @@ from pathlib import Path
 import httpx
 
 from llmctl.config.inventory import Host, Inventory
+from llmctl.control.desired import DesiredDeployment, Slot, put_desired, spec_hash
+from llmctl.control.engine_api import ENDPOINTS, base_url
 from llmctl.control.launch import log_tail_argv, start_argv, status_argv, stop_argv
 from llmctl.engines.emulated import TIME_SCALE_ENV
 from llmctl.engines.startup_errors import recognise
@@ -31,7 +31,6 @@ from llmctl.state.records import (
     ReplicaRow,
     delete_deployment,
     delete_replica,
-    put_deployment,
     put_replica,
     record_event,
     replicas,
@@ -39,11 +38,6 @@ from llmctl.state.records import (
 from llmctl.state.store import Store
 
 HEALTH_POLL_S = 0.2
-
-
-def spec_hash(r: PlannedReplica) -> str:
-    data = json.dumps([r.host, r.gpu_indices, r.port, r.argv, sorted(r.env.items())], sort_keys=True)
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -59,9 +53,10 @@ class Diff:
 
 
 def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
+    """What an apply changes. Replicas the controller started on spare slots (scale-up) or put to sleep
+    stay as they are unless their slot's spec changed: re-applying the same playbook changes nothing."""
     d = Diff()
     by_name = {r.name: r for r in current}
-    planned = {r.name for r in plan.replicas}
     for r in plan.replicas:
         old = by_name.get(r.name)
         if old is None or old.phase in ("failed", "stopped"):
@@ -70,6 +65,15 @@ def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
             d.replace.append((old, r))
         else:
             d.keep.append(old)
+    for r in plan.spares:
+        old = by_name.get(r.name)
+        if old is None:
+            continue
+        if old.spec_hash != spec_hash(r) and old.phase not in ("failed", "stopped"):
+            d.replace.append((old, r))
+        else:
+            d.keep.append(old)
+    planned = {r.name for r in (*plan.replicas, *plan.spares)}
     d.stop = [r for r in current if r.name not in planned]
     return d
 
@@ -117,56 +121,75 @@ class Rollout:
         record_event(self.store, subject, kind, reason)
         self.progress(subject, f"{kind}: {reason}")
 
-    async def stop(self, row: ReplicaRow, reason: str) -> ReplicaOutcome:
+    async def stop(self, row: ReplicaRow, reason: str, forget: bool = True) -> ReplicaOutcome:
+        """Stop the replica's process; `forget` drops its row (a stopped slot is simply free again)."""
         host = self.inventory.host(row.host)
+        put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "stopping"}))
         try:
             result = await self.fleet.transport(host).run(stop_argv(run_dir(host, row.name)), timeout=60)
             detail = result.stdout.strip()
         except FleetError as exc:
             detail = f"could not reach {row.host}: {exc.problem}"
-        delete_replica(self.store, row.name)
+        if forget:
+            delete_replica(self.store, row.name)
+        else:
+            put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "stopped", "pid": None}))
         self._event(row.name, "stopped", reason)
         return ReplicaOutcome(row.name, "stopped", detail)
 
-    async def start(self, r: PlannedReplica, reason: str, restarts: int = 0) -> ReplicaOutcome:
-        host = self.inventory.host(r.host)
-        transport = self.fleet.transport(host)
-        env = dict(r.env)
-        if r.shape.engine == "emulated" and os.environ.get(TIME_SCALE_ENV):
+    async def launch(
+        self, deployment: str, slot: Slot, reason: str, restarts: int = 0
+    ) -> ReplicaRow | ReplicaOutcome:
+        """Start the slot's engine detached and record it as starting; does not wait for readiness.
+        Idempotent on the host: a replica whose process still runs is adopted, not started twice."""
+        host = self.inventory.host(slot.host)
+        env = dict(slot.env)
+        if slot.engine == "emulated" and os.environ.get(TIME_SCALE_ENV):
             env[TIME_SCALE_ENV] = os.environ[TIME_SCALE_ENV]  # rehearsals run faster than real time
-        directory = run_dir(host, r.name)
         row = ReplicaRow(
-            r.name,
-            r.deployment,
-            r.host,
-            r.address,
-            ",".join(map(str, r.gpu_indices)),
-            r.port,
+            slot.name,
+            deployment,
+            slot.host,
+            slot.address,
+            ",".join(map(str, slot.gpus)),
+            slot.port,
             None,
             "starting",
-            spec_hash(r),
+            slot.spec_hash,
             time.time(),
             restarts,
             reason,
         )
         put_replica(self.store, row)
         try:
-            out = await transport.run(
-                start_argv(directory, list(r.argv), env, bin_dir(host)), timeout=60, check=True
+            out = await self.fleet.transport(host).run(
+                start_argv(run_dir(host, slot.name), list(slot.argv), env, bin_dir(host)),
+                timeout=60,
+                check=True,
             )
         except FleetError as exc:
             return self._failed(row, f"could not start: {exc.problem}")
-        pid = int(out.stdout.split()[-1])
-        row = ReplicaRow(**{**row.__dict__, "pid": pid})
+        verb, pid = out.stdout.split()[-2:]
+        row = ReplicaRow(**{**row.__dict__, "pid": int(pid)})
         put_replica(self.store, row)
-        self._event(r.name, "started", f"{reason}; pid {pid} on {r.host}, GPUs {row.gpus}, port {r.port}")
-        return await self._wait_ready(row, directory)
+        what = "already running, adopted" if verb == "running" else "started"
+        self._event(
+            slot.name,
+            "started",
+            f"{reason}; {what}: pid {pid} on {slot.host}, GPUs {row.gpus}, port {slot.port}",
+        )
+        return row
+
+    async def start(self, deployment: str, slot: Slot, reason: str, restarts: int = 0) -> ReplicaOutcome:
+        launched = await self.launch(deployment, slot, reason, restarts)
+        if isinstance(launched, ReplicaOutcome):
+            return launched
+        return await self._wait_ready(launched, run_dir(self.inventory.host(slot.host), slot.name))
 
     async def _wait_ready(self, row: ReplicaRow, directory: str) -> ReplicaOutcome:
         host = self.inventory.host(row.host)
         transport = self.fleet.transport(host)
-        address = "127.0.0.1" if host.connection == "local" else row.address
-        url = f"http://{address}:{row.port}/health"
+        url = base_url(host, row.address, row.port) + ENDPOINTS["vllm"].health
         deadline = time.monotonic() + self.timeout_s
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=2.0) as client:
@@ -182,45 +205,58 @@ class Rollout:
                     pass
                 status = await transport.run(status_argv(directory), timeout=30)
                 if status.stdout.startswith("exited"):
-                    return await self._failed_with_log(row, directory, "the engine exited during start-up")
+                    return self._failed(row, await self.why_failed(row, "the engine exited during start-up"))
                 await asyncio.sleep(HEALTH_POLL_S)
-        return await self._failed_with_log(row, directory, f"not ready after {self.timeout_s:g} s")
+        why = await self.why_failed(row, f"not ready after {self.timeout_s:g} s")
+        await transport.run(stop_argv(directory, grace_s=5), timeout=60)
+        return self._failed(row, why)
 
-    async def _failed_with_log(self, row: ReplicaRow, directory: str, why: str) -> ReplicaOutcome:
+    async def why_failed(self, row: ReplicaRow, why: str) -> str:
+        """`why`, plus the engine's own error line from its log when recognised, else the log's last lines."""
         host = self.inventory.host(row.host)
-        tail = (await self.fleet.transport(host).run(log_tail_argv(directory, 40), timeout=30)).stdout
+        try:
+            tail = (
+                await self.fleet.transport(host).run(log_tail_argv(run_dir(host, row.name), 40), timeout=30)
+            ).stdout
+        except FleetError as exc:
+            return f"{why}; log unreadable: {exc.problem}"
         failure = recognise(tail)
         if failure:
-            why = f"{why}: {failure.line} ({failure.reason})"
-        else:
-            last = [line for line in tail.strip().splitlines() if line.strip()][-3:]
-            why = f"{why}; log tail: {' | '.join(last) or '(empty)'}"
-        if host.connection == "ssh" or why.startswith("not ready"):
-            await self.fleet.transport(host).run(stop_argv(directory, grace_s=5), timeout=60)
-        return self._failed(row, why)
+            return f"{why}: {failure.line} ({failure.reason})"
+        last = [line for line in tail.strip().splitlines() if line.strip()][-3:]
+        return f"{why}; log tail: {' | '.join(last) or '(empty)'}"
 
     def _failed(self, row: ReplicaRow, why: str) -> ReplicaOutcome:
         put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "failed", "reason": why}))
         self._event(row.name, "failed", why)
         return ReplicaOutcome(row.name, "failed", why)
 
-    async def apply(self, plan: Plan, d: Diff) -> list[ReplicaOutcome]:
-        by_dep: dict[str, list[PlannedReplica]] = {}
-        for r in plan.replicas:
-            by_dep.setdefault(r.deployment, []).append(r)
-        for dep, reps in by_dep.items():
-            spec: dict[str, object] = {
-                "replicas": [{"name": r.name, "host": r.host, "argv": list(r.argv)} for r in reps]
-            }
-            put_deployment(self.store, dep, spec, hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:16])
+    async def apply(self, plan: Plan, d: Diff, desired: Sequence[DesiredDeployment]) -> list[ReplicaOutcome]:
+        for dep in desired:
+            put_desired(self.store, dep)
+        kept = {dep.name for dep in desired}
         outcomes = [await self.stop(row, "no longer in the playbook") for row in d.stop]
-        for dep in {row.deployment for row in d.stop} - set(by_dep):
-            delete_deployment(self.store, dep)
-        # Changed replicas are replaced one at a time so the rest keep serving.
+        for name in {row.deployment for row in d.stop} - kept:
+            delete_deployment(self.store, name)
+        # A rolling replace: one replica at a time, each replacement ready before the next old one goes, so
+        # a deployment never loses more than one replica; the first failure ends the roll and leaves the
+        # rest on the old spec, still serving.
         for old, new in d.replace:
-            outcomes.append(await self.stop(old, "spec changed"))
-            outcomes.append(await self.start(new, "spec changed"))
-        outcomes += await asyncio.gather(*(self.start(r, "new in the playbook") for r in d.start))
+            outcomes.append(await self.stop(old, "spec changed: replacing"))
+            started = await self.start(new.deployment, Slot.of(new), "spec changed")
+            outcomes.append(started)
+            if started.phase == "failed":
+                left = [o.name for o, _ in d.replace[d.replace.index((old, new)) + 1 :]]
+                if left:
+                    self._event(
+                        new.deployment,
+                        "rollout-halted",
+                        f"{new.name} failed; kept {', '.join(left)} on the old spec",
+                    )
+                break
+        outcomes += await asyncio.gather(
+            *(self.start(r.deployment, Slot.of(r), "new in the playbook") for r in d.start)
+        )
         return outcomes
 
 

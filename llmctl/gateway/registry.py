@@ -26,7 +26,13 @@ class DeploymentRoutes:
     hold_timeout_s: float = 120.0
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     held: int = 0
+    requests_total: int = 0
+    last_request_at: float | None = None  # unix seconds of the latest request (the idle clock)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(e.outstanding for e in self.endpoints.values())
 
     def choose(self, key: RouteKey, exclude: Iterable[str] = ()) -> Endpoint | None:
         skip = set(exclude)

@@ -128,6 +128,8 @@ class Gateway:
         if not self._authorised(routes, request):
             self.metrics.requests.labels(routes.name, "401").inc()
             return _error(401, "invalid or missing API key", "authentication_error")
+        routes.requests_total += 1
+        routes.last_request_at = time.time()
         response = await self._forward(request, routes, raw, _route_key(body), started)
         self.metrics.requests.labels(routes.name, str(response.status)).inc()
         self.metrics.latency.labels(routes.name).observe(time.perf_counter() - started)

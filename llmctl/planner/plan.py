@@ -101,21 +101,37 @@ def plan_playbook(
                 dep, d_index, r_index, model, candidates, shapes, flagspecs, lines, playbook.file
             )
             replicas.append(replica)
-        if dep.scaling.max_replicas and dep.scaling.max_replicas > dep.scaling.initial_replicas:
-            free = sum(
-                len(st.free(gpu.name)) // shp.tp
-                for (st, gpu) in candidates
-                for key, shp in shapes.items()
-                if key[0] == gpu.name and key[1] == st.count(gpu.name)
-            )
-            more = dep.scaling.max_replicas - dep.scaling.initial_replicas
-            if free < more:
-                warnings.append(
-                    f"{dep.name}: room for {free} more replica(s) on free GPUs, max_replicas asks {more}"
-                    " more; scale-up will stop early unless GPUs free up"
+    spares: list[PlannedReplica] = []
+    for d_index, dep in enumerate(playbook.deployments):
+        want = (dep.scaling.max_replicas or 0) - dep.scaling.initial_replicas
+        if want <= 0:
+            continue
+        place = dep.placement
+        candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
+        shapes = {}
+        placed = 0
+        for r_index in range(dep.scaling.initial_replicas, dep.scaling.initial_replicas + want):
+            try:
+                spares.append(
+                    _place_one(
+                        dep, d_index, r_index, models[dep.model], candidates, shapes, flagspecs, lines,
+                        playbook.file,
+                    )
                 )
+            except PlanError:
+                break
+            placed += 1
+        if placed < want:
+            warnings.append(
+                f"{dep.name}: room for {placed} more replica(s) on free GPUs, max_replicas asks {want}"
+                " more; scale-up will stop early unless GPUs free up"
+            )
     return Plan(
-        playbook=playbook.file, inventory=inventory.file, replicas=tuple(replicas), warnings=tuple(warnings)
+        playbook=playbook.file,
+        inventory=inventory.file,
+        replicas=tuple(replicas),
+        warnings=tuple(warnings),
+        spares=tuple(spares),
     )
 
 

@@ -82,3 +82,6 @@ class Plan:
     inventory: str
     replicas: tuple[PlannedReplica, ...]
     warnings: tuple[str, ...] = ()
+    # Slots for scale-up beyond the initial replicas, placed on the GPUs left after every deployment's
+    # initial replicas: the controller starts these (in order) when the autoscaler asks for more.
+    spares: tuple[PlannedReplica, ...] = ()

@@ -33,7 +33,8 @@ def submit(store: Store, kind: str, target: str, arg: str = "") -> int:
         raise LlmctlError(f"unknown action {kind!r}; one of: {', '.join(KINDS)}")
     with store.transaction():
         cur = store.db.execute(
-            "INSERT INTO intents (at, kind, target, arg) VALUES (?, ?, ?, ?)", (time.time(), kind, target, arg)
+            "INSERT INTO intents (at, kind, target, arg) VALUES (?, ?, ?, ?)",
+            (time.time(), kind, target, arg),
         )
         record_event(store, target, f"requested-{kind}", f"{kind} {arg}".strip() + " requested")
     assert cur.lastrowid is not None
@@ -63,7 +64,8 @@ def recent(store: Store, limit: int = 50) -> list[Intent]:
 
 def finish(store: Store, intent_id: int, ok: bool, result: str) -> None:
     store.db.execute(
-        "UPDATE intents SET state = ?, result = ? WHERE id = ?", ("done" if ok else "failed", result, intent_id)
+        "UPDATE intents SET state = ?, result = ? WHERE id = ?",
+        ("done" if ok else "failed", result, intent_id),
     )
 
 

@@ -132,6 +132,16 @@ def writer_lock(store: Store, name: str = "apply") -> Iterator[None]:
         store.db.execute("DELETE FROM locks WHERE name = ? AND holder = ?", (name, me))
 
 
+def lock_holder(store: Store, name: str) -> str | None:
+    """Who holds the named lock, when that process is alive (or on another machine); else None."""
+    row = store.db.execute("SELECT holder, pid FROM locks WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        return None
+    holder, pid = row
+    alive = holder.split(":")[0] != socket.gethostname() or _alive(int(pid))
+    return str(holder) if alive else None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
