@@ -56,6 +56,9 @@ class Scaling(Strict):
     signal: Literal["in_flight", "queue_depth", "ttft_slo", "schedule"] = "in_flight"
     target: float = Field(default=16, gt=0)  # per-replica in-flight or queue target; ignored by ttft_slo
     idle_timeout_s: float = Field(default=300, ge=0)  # scale to zero after this long without requests
+    # Scale down only to the largest replica count wished for in this window: a burst that returns within
+    # it finds its replicas still up.
+    down_window_s: float = Field(default=60, ge=0)
 
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:

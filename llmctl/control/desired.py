@@ -74,6 +74,7 @@ class ScalingSpec:
     idle_timeout_s: float
     ttft_target_s: float | None = None
     warm_pool: int = 0  # replicas kept asleep instead of stopped on scale-down (sleep-capable engines)
+    down_window_s: float = 60.0
 
     @property
     def autoscaled(self) -> bool:
@@ -110,7 +111,7 @@ class DesiredDeployment:
             min_replicas=s.min_replicas,
             max_replicas=max(s.max_replicas, s.min_replicas),
             up_window_s=0.0,
-            down_window_s=30.0,
+            down_window_s=s.down_window_s,
             idle_timeout_s=s.idle_timeout_s,
         )
         return Autoscaler(signal, bounds, StartupCosts(self.cold_start_s, self.wake_s, s.warm_pool))
@@ -166,6 +167,7 @@ def _desired(
         idle_timeout_s=sc.idle_timeout_s,
         ttft_target_s=ttft_ms / 1000 if ttft_ms else None,
         warm_pool=1 if shape.sleep_mode and sc.min_replicas == 0 else 0,
+        down_window_s=sc.down_window_s,
     )
     return DesiredDeployment(
         name=dep.name,

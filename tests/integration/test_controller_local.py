@@ -9,158 +9,23 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
-import yaml
 
-from llmctl.state.records import Event, ReplicaRow, events, replicas
-from llmctl.state.store import Store
+from llmctl.testing.local_fleet import LocalFleet, engines_under, wait_for
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 INTERVAL_S = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-class Env:
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp = tmp_path
-        self.state = tmp_path / "state.db"
-        self.gateway_port = free_port()
-        self.vars = {
-            **os.environ,
-            "LLMCTL_STATE": str(self.state),
-            "LLMCTL_EMULATOR_TIME_SCALE": "0.01",
-            "COLUMNS": "200",
-            "NO_COLOR": "1",
-        }
-        self.inventory = tmp_path / "inv.yaml"
-        self.inventory.write_text(
-            yaml.safe_dump(
-                {
-                    "hosts": {
-                        "box": {
-                            "connection": "local",
-                            "workdir": str(tmp_path / "w"),
-                            "gpus": {"type": "H100-SXM", "count": 4},
-                        }
-                    }
-                }
-            )
-        )
-        self.controller: subprocess.Popen[str] | None = None
-
-    def llmctl(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "llmctl.cli.main", *args],
-            capture_output=True,
-            text=True,
-            env=self.vars,
-            timeout=timeout,
-        )
-
-    def playbook(self, **dep: object) -> Path:
-        base: dict[str, object] = {
-            "name": "chat",
-            "model": "meta-llama/Llama-3.1-8B-Instruct",
-            "workload": "offline",
-            "engine": "emulated",
-            "emulate": "vllm",
-            "scaling": {"min_replicas": 2},
-        }
-        path = self.tmp / "pb.yaml"
-        path.write_text(yaml.safe_dump({"deployments": [{**base, **dep}]}))
-        return path
-
-    def apply(self, playbook: Path) -> None:
-        out = self.llmctl("apply", str(playbook), "-i", str(self.inventory), "--yes")
-        assert out.returncode == 0, out.stdout + out.stderr
-
-    def start_controller(self, *extra: str) -> None:
-        self.controller = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "llmctl.cli.main",
-                "controller",
-                "-i",
-                str(self.inventory),
-                "--interval",
-                str(INTERVAL_S),
-                "--gateway-port",
-                str(self.gateway_port),
-                *extra,
-            ],
-            env=self.vars,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_for("the controller's gateway", self._gateway_up)
-
-    def _gateway_up(self) -> bool:
-        assert self.controller is not None
-        if self.controller.poll() is not None:
-            raise AssertionError(
-                f"controller exited: {self.controller.stdout.read() if self.controller.stdout else ''}"
-            )
-        try:
-            return httpx.get(f"http://127.0.0.1:{self.gateway_port}/health", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop_controller(self) -> str:
-        assert self.controller is not None
-        self.controller.send_signal(signal.SIGTERM)
-        out, _ = self.controller.communicate(timeout=30)
-        self.controller = None
-        return out
-
-    def rows(self) -> dict[str, ReplicaRow]:
-        store = Store(self.state)
-        try:
-            return {r.name: r for r in replicas(store)}
-        finally:
-            store.close()
-
-    def events(self) -> list[Event]:
-        store = Store(self.state)
-        try:
-            return events(store, 0, 10_000)
-        finally:
-            store.close()
-
-    def event(self, subject: str, kind: str, after: float = 0.0) -> Event | None:
-        return next(
-            (e for e in self.events() if e.subject == subject and e.kind == kind and e.at >= after), None
-        )
-
-
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = Env(tmp_path)
+def env(tmp_path: Path) -> Iterator[LocalFleet]:
+    e = LocalFleet(tmp_path)
+    e.interval_s = INTERVAL_S
     yield e
     if e.controller is not None:
         e.stop_controller()
@@ -175,7 +40,7 @@ def complete(port: int, model: str) -> httpx.Response:
     )
 
 
-def test_a_killed_replica_is_restarted_within_two_intervals_with_the_reason(env: Env) -> None:
+def test_a_killed_replica_is_restarted_within_two_intervals_with_the_reason(env: LocalFleet) -> None:
     env.apply(env.playbook())
     env.start_controller()
     victim = env.rows()["chat-0"]
@@ -192,7 +57,7 @@ def test_a_killed_replica_is_restarted_within_two_intervals_with_the_reason(env:
     assert complete(env.gateway_port, "chat").status_code == 200
 
 
-def test_a_restarted_controller_adopts_replicas_and_starts_none_twice(env: Env) -> None:
+def test_a_restarted_controller_adopts_replicas_and_starts_none_twice(env: LocalFleet) -> None:
     env.apply(env.playbook())
     before = {n: r.pid for n, r in env.rows().items()}
     env.start_controller()
@@ -211,7 +76,7 @@ def test_a_restarted_controller_adopts_replicas_and_starts_none_twice(env: Env) 
     assert out.returncode == 0 and "nothing to change" in out.stdout
 
 
-def test_a_replica_that_keeps_failing_backs_off_then_is_given_up(env: Env) -> None:
+def test_a_replica_that_keeps_failing_backs_off_then_is_given_up(env: LocalFleet) -> None:
     env.apply(env.playbook(scaling={"min_replicas": 1}))
     env.start_controller("--max-restarts", "2")
     row = env.rows()["chat-0"]
@@ -232,18 +97,6 @@ def test_a_replica_that_keeps_failing_backs_off_then_is_given_up(env: Env) -> No
     assert '"phase": "failed"' in status.stdout
 
 
-def engines_under(workdir: Path) -> list[int]:
-    """Pids of the processes running in a replica directory under `workdir` (start_argv cds there)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).is_relative_to(workdir):
-                pids.append(int(proc.name))
-        except OSError:
-            continue
-    return pids
-
-
 def _try_bind(s: socket.socket, port: int) -> bool:
     try:
         s.bind(("127.0.0.1", port))
@@ -252,7 +105,7 @@ def _try_bind(s: socket.socket, port: int) -> bool:
     return True
 
 
-def test_restart_and_scale_go_through_the_running_controller(env: Env) -> None:
+def test_restart_and_scale_go_through_the_running_controller(env: LocalFleet) -> None:
     env.apply(env.playbook(scaling={"min_replicas": 1, "max_replicas": 2}))
     env.start_controller()
     old = env.rows()["chat-0"].pid
