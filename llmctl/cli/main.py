@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from llmctl.cli import controller, hosts, load, operate, perf, plan, provision, rollout
+from llmctl.cli import controller, demo, hosts, load, operate, perf, plan, provision, rollout
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
 
@@ -32,6 +32,7 @@ app.command("events")(operate.events_command)
 app.command("scale")(operate.scale_command)
 app.command("controller")(controller.controller_command)
 app.command("gateway")(controller.gateway_command)
+app.command("demo")(demo.demo_command)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from llmctl.control.rollout import Diff, ReplicaOutcome, Rollout, diff
 from llmctl.errors import LlmctlError
 from llmctl.fleet.facts import cached_gpu_facts
 from llmctl.planning import plan_and_desired
-from llmctl.state.records import replicas, writer_lock
+from llmctl.state.records import ReplicaRow, replicas, writer_lock
 
 
 def _show_diff(d: Diff) -> None:
@@ -86,10 +86,20 @@ def status_command(state: Path | None = STATE, as_json: bool = JSON) -> None:
     if as_json:
         print_json([r.__dict__ for r in rows])
         return
+    show_status(rows)
+
+
+def show_status(rows: list[ReplicaRow]) -> None:
     table = Table(title=f"{len(rows)} replica(s)", title_justify="left")
     for col in ("replica", "deployment", "phase", "host:port", "GPUs", "pid", "restarts", "reason"):
         table.add_column(col)
-    colour = {"ready": "green", "starting": "yellow", "failed": "red"}
+    colour = {
+        "ready": "green",
+        "starting": "yellow",
+        "backoff": "yellow",
+        "failed": "red",
+        "sleeping": "blue",
+    }
     for r in rows:
         table.add_row(
             r.name,
