@@ -134,8 +134,8 @@ def gateway_command(
     inventory: Path | None = typer.Option(
         None, "-i", "--inventory", help="Inventory (to reach local replicas)."
     ),
-    host: str = GATEWAY_HOST,
-    port: int = GATEWAY_PORT,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8080, "--port", help="Port to listen on."),
     state: Path | None = STATE,
 ) -> None:
     """Run only the OpenAI-compatible gateway, routing to the ready replicas the store lists."""
