@@ -159,6 +159,13 @@ def _desired(
     )
     sc = dep.scaling
     ttft_ms = dep.targets.ttft_ms.p99 or dep.targets.ttft_ms.p50
+    if sc.signal == "ttft_slo" and not ttft_ms:
+        raise LlmctlError(f"deployment {dep.name!r}: scaling.signal ttft_slo needs targets.ttft_ms (p50 or p99)")
+    if sc.signal == "schedule":
+        raise LlmctlError(
+            f"deployment {dep.name!r}: scaling.signal schedule is not configurable from a playbook yet; "
+            "use in_flight, queue_depth or ttft_slo"
+        )
     scaling = ScalingSpec(
         min_replicas=sc.min_replicas,
         max_replicas=sc.max_replicas or sc.initial_replicas,
