@@ -87,4 +87,30 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at REAL NOT NULL
     );
     """,
+    # 5: offline batch jobs started with `llmctl batch run --detach`: where they read and write, their process,
+    # and their progress as the runner last wrote it (the output file itself is the checkpoint).
+    """
+    CREATE TABLE batch_jobs (
+        id TEXT PRIMARY KEY,
+        created_at REAL NOT NULL,
+        deployment TEXT NOT NULL,
+        input TEXT NOT NULL,
+        output TEXT NOT NULL,
+        log TEXT NOT NULL,
+        argv TEXT NOT NULL,          -- JSON list: the command that runs (and resumes) the job
+        host TEXT NOT NULL,          -- machine the process runs on
+        pid INTEGER,
+        state TEXT NOT NULL,         -- starting | running | done | interrupted | incomplete | failed | cancelled
+        total INTEGER NOT NULL DEFAULT 0,
+        done INTEGER NOT NULL DEFAULT 0,
+        failed INTEGER NOT NULL DEFAULT 0,
+        input_tokens INTEGER NOT NULL DEFAULT 0,
+        output_tokens INTEGER NOT NULL DEFAULT 0,
+        tokens_per_s REAL NOT NULL DEFAULT 0,
+        paused INTEGER NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL,
+        message TEXT NOT NULL DEFAULT '',
+        summary TEXT                 -- JSON of llmctl.batch.summary.Summary once the run ends
+    );
+    """,
 )
