@@ -94,6 +94,8 @@ class DesiredDeployment:
     sleep_mode: bool
     initial: int
     slots: tuple[Slot, ...] = field(default_factory=tuple)
+    # The playbook's latency targets, {ttft_ms: {p50, p99}, itl_ms: {p50, p99}}: shown against measurements.
+    targets: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def slot(self, name: str) -> Slot | None:
         return next((s for s in self.slots if s.name == name), None)
@@ -188,6 +190,7 @@ def _desired(
         sleep_mode=shape.sleep_mode,
         initial=len(initial),
         slots=tuple(Slot.of(r) for r in [*initial, *spares]),
+        targets=dep.targets.model_dump(),
     )
 
 

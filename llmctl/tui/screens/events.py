@@ -1,0 +1,106 @@
+"""Events (what the controller and autoscaler did, and why), filterable and following live; above them,
+the intents people asked for, with their state (pending, done, failed) and result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable, Footer, Header, Input, Label
+
+from llmctl.state.intents import Intent
+from llmctl.state.records import Event
+from llmctl.tui.data import Snapshot
+from llmctl.tui.formatting import INTENT_STYLE
+from llmctl.tui.screens.base import SnapshotScreen
+from llmctl.tui.table_sync import Row, RowTable, sync_table
+
+SHOWN_EVENTS = 500
+
+
+def clock(at: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(at))
+
+
+def matching(events: Sequence[Event], query: str) -> list[Event]:
+    """Events whose subject, kind or reason contains every word of the query (case-insensitive)."""
+    words = query.lower().split()
+    if not words:
+        return list(events)
+    return [e for e in events if all(w in f"{e.subject} {e.kind} {e.reason}".lower() for w in words)]
+
+
+def event_row(e: Event) -> Row:
+    style = (
+        "red" if "fail" in e.kind or "error" in e.kind else "yellow" if e.kind.startswith("requested") else ""
+    )
+    return str(e.id), (clock(e.at), e.subject, Text(e.kind, style=style), e.reason)
+
+
+def intent_row(i: Intent) -> Row:
+    return str(i.id), (
+        str(i.id), clock(i.at), i.kind, i.target, i.arg, Text(i.state, style=INTENT_STYLE.get(i.state, "")), i.result,
+    )  # fmt: skip
+
+
+class EventsScreen(SnapshotScreen):
+    TITLE = "Events"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "focus_filter", "Filter"),
+        Binding("l", "toggle_follow", "Follow"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.follow = True
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        intents = RowTable(id="intents", cursor_type="row")
+        intents.add_columns("#", "time", "action", "target", "arg", "state", "result")
+        yield Label("Intents", classes="section")
+        yield intents
+        yield Input(placeholder="filter events: words in subject, kind or reason (/ to focus)", id="filter")
+        events = RowTable(id="events", cursor_type="row", zebra_stripes=True)
+        events.add_columns("time", "subject", "kind", "reason")
+        yield events
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#events", DataTable).focus()
+
+    def show(self, snapshot: Snapshot) -> None:
+        sync_table(
+            self.query_one("#intents", DataTable), [intent_row(i) for i in reversed(snapshot.intents)][:20]
+        )
+        query = self.query_one("#filter", Input).value
+        shown = matching(snapshot.events, query)[-SHOWN_EVENTS:]
+        table = self.query_one("#events", DataTable)
+        sync_table(table, [event_row(e) for e in shown])
+        if self.follow and table.row_count:
+            table.move_cursor(row=table.row_count - 1, animate=False)
+        pending = sum(1 for i in snapshot.intents if i.state == "pending")
+        live = "following" if self.follow else "paused"
+        self.sub_title = f"{len(shown)} events shown ({live}), {pending} intents pending"
+
+    def on_input_changed(self, _event: Input.Changed) -> None:
+        self.show(self.dashboard.snapshot)
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self.query_one("#events", DataTable).focus()
+
+    def action_focus_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        self.query_one("#filter", Input).value = ""
+        self.query_one("#events", DataTable).focus()
+
+    def action_toggle_follow(self) -> None:
+        self.follow = not self.follow
+        self.show(self.dashboard.snapshot)

@@ -1,0 +1,88 @@
+"""Fleet: hosts with what the store knows of their reachability (fact age), and the GPUs of the selected
+host with memory and utilisation bars and the replica placed on each."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import DataTable, Footer, Header, Label
+
+from llmctl.tui.data import HostView, Snapshot
+from llmctl.tui.formatting import age, bar, gib
+from llmctl.tui.screens.base import SnapshotScreen
+from llmctl.tui.table_sync import Row, RowTable, selected_key, sync_table
+
+REACH_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red"}
+
+
+def host_row(h: HostView) -> Row:
+    used = sum(g.memory_used_mib for g in h.gpus)
+    total = sum(g.memory_total_mib for g in h.gpus)
+    util = sum(g.utilization_pct for g in h.gpus) / len(h.gpus) if h.gpus else 0.0
+    held = sum(1 for g in h.gpus if g.replica)
+    return h.name, (
+        h.name,
+        Text(h.reachability, style=REACH_STYLE[h.reachability]),
+        age(h.fact_age_s),
+        f"{held}/{len(h.gpus)}",
+        bar(used / total if total else 0.0, 8),
+        f"{util:.0f}%",
+        str(len(h.replicas)),
+    )
+
+
+def gpu_rows(h: HostView) -> list[Row]:
+    return [
+        (
+            f"{h.name}:{g.index}",
+            (
+                str(g.index),
+                g.name,
+                bar(g.memory_used_mib / g.memory_total_mib if g.memory_total_mib else 0.0),
+                f"{gib(g.memory_used_mib)}/{gib(g.memory_total_mib)}G",
+                bar(g.utilization_pct / 100),
+                f"{g.utilization_pct}%",
+                g.replica or Text("free", style="dim"),
+            ),
+        )
+        for g in h.gpus
+    ]
+
+
+class FleetScreen(SnapshotScreen):
+    TITLE = "Fleet"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        hosts = RowTable(id="hosts", cursor_type="row", zebra_stripes=True)
+        hosts.add_columns("host", "reach", "facts", "GPUs used", "memory", "util", "replicas")
+        yield hosts
+        yield Label("GPUs", id="gpus-title", classes="section")
+        gpus = RowTable(id="gpus", cursor_type="row")
+        gpus.add_columns("#", "GPU", "memory", "GiB", "utilisation", "%", "replica")
+        yield gpus
+        yield Footer()
+
+    def show(self, snapshot: Snapshot) -> None:
+        sync_table(self.query_one("#hosts", DataTable), [host_row(h) for h in snapshot.hosts])
+        unreachable = sum(1 for h in snapshot.hosts if h.reachability != "ok")
+        gpus = sum(len(h.gpus) for h in snapshot.hosts)
+        self.sub_title = f"{len(snapshot.hosts)} hosts, {gpus} GPUs, {unreachable} stale or unknown"
+        self._show_gpus(snapshot)
+
+    def _show_gpus(self, snapshot: Snapshot) -> None:
+        name = selected_key(self.query_one("#hosts", DataTable))
+        host = next((h for h in snapshot.hosts if h.name == name), None)
+        title = self.query_one("#gpus-title", Label)
+        table = self.query_one("#gpus", DataTable)
+        if host is None:
+            title.update("GPUs")
+            sync_table(table, [])
+            return
+        notes = f" — {'; '.join(host.notes)}" if host.notes else ""
+        title.update(f"GPUs on {host.name}{notes}")
+        sync_table(table, gpu_rows(host))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "hosts":
+            self._show_gpus(self.dashboard.snapshot)
