@@ -27,7 +27,7 @@ from llmctl.control.desired import DesiredDeployment, load_desired
 from llmctl.control.engine_api import base_url, probe
 from llmctl.control.launch import status_argv
 from llmctl.control.observe import observe
-from llmctl.control.rollout import Rollout, run_dir
+from llmctl.control.rollout import ReplicaOutcome, Rollout, run_dir
 from llmctl.control.scrape import EngineSample
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
@@ -178,8 +178,8 @@ class Controller:
             await self.rollout.stop(row, f"unhealthy: {p.problem} {fails} times in a row", forget=False)
             await self._crashed(row, f"unhealthy: {p.problem} {fails} times in a row")
 
-    async def _crashed(self, row: ReplicaRow, why: str) -> None:
-        reason = await self.rollout.why_failed(row, why)
+    async def _crashed(self, row: ReplicaRow, why: str, read_log: bool = True) -> None:
+        reason = await self.rollout.why_failed(row, why) if read_log else why
         if row.restarts >= self.config.max_restarts:
             put_replica(
                 self.store, ReplicaRow(**{**row.__dict__, "phase": "failed", "pid": None, "reason": reason})
@@ -211,7 +211,14 @@ class Controller:
             self.actuator.forget(row, "its deployment no longer has this slot")
             return
         self.memory.restart_at.pop(row.name, None)
-        await self.rollout.launch(row.deployment, slot, f"restart after: {why}", restarts=row.restarts + 1)
+        launched = await self.rollout.launch(
+            row.deployment, slot, f"restart after: {why}", restarts=row.restarts + 1
+        )
+        if isinstance(launched, ReplicaOutcome):
+            # Refused before it ran (port taken, host unreachable): a failed attempt like any crash.
+            failed = next((r for r in replicas(self.store, row.deployment) if r.name == row.name), None)
+            if failed is not None:
+                await self._crashed(failed, launched.detail, read_log=False)
 
     def _flavour(self, row: ReplicaRow) -> str:
         dep = load_desired(self.store).get(row.deployment)

@@ -35,19 +35,35 @@ def _sh(script: str) -> list[str]:
 _ALIVE = 'alive() { s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${s#Z}" = "$s" ]; }'
 
 
+# Exit status of start_argv when something else already listens on the replica's port: a stray process
+# there would answer the health check in the new replica's place.
+PORT_TAKEN = 98
+
+
 def start_argv(
-    run_dir: str, argv: Sequence[str], env: Mapping[str, str], bin_dir: str | None = None
+    run_dir: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    bin_dir: str | None = None,
+    port: int | None = None,
 ) -> list[str]:
-    """Start `argv` detached (new session, no terminal) unless the replica already runs; prints its pid."""
+    """Start `argv` detached (new session, no terminal) unless the replica already runs; prints its pid.
+    With `port`, refuses (exit PORT_TAKEN) when another process already accepts connections there."""
     d = shell_path(run_dir)
     path = f'PATH={shell_path(bin_dir)}:"$PATH"; export PATH; ' if bin_dir else ""
+    probe = (
+        "python3 -c 'import socket,sys; sys.exit(socket.socket().connect_ex((\"127.0.0.1\", int(sys.argv[1]))) == 0)' "
+        f'{int(port)} || {{ echo "port {int(port)} is already in use by another process" >&2; exit {PORT_TAKEN}; }}; '
+        if port is not None
+        else ""
+    )
     command = render_command(argv, env)
     # Assignments work only at the start of a command, so after setsid/nohup the env travels through env(1).
     detached = render_command(["setsid", "nohup", "env", *(f"{k}={v}" for k, v in env.items()), *argv])
     script = (
         f'{_ALIVE}; d={d}; mkdir -p "$d" && cd "$d" || exit 97; '
         'if [ -f pid ] && alive "$(cat pid)"; then echo "running $(cat pid)"; exit 0; fi; '
-        f"{path}printf '%s\\n' {shlex.quote(command)} > cmd; "
+        f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
         f"{detached} > log 2>&1 < /dev/null & "
         'echo $! > pid; echo "started $!"'
     )

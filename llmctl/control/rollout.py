@@ -163,7 +163,7 @@ class Rollout:
         put_replica(self.store, row)
         try:
             out = await self.fleet.transport(host).run(
-                start_argv(run_dir(host, slot.name), list(slot.argv), env, bin_dir(host)),
+                start_argv(run_dir(host, slot.name), list(slot.argv), env, bin_dir(host), port=slot.port),
                 timeout=60,
                 check=True,
             )

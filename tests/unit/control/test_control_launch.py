@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from llmctl.control.launch import log_tail_argv, shell_path, start_argv, status_argv, stop_argv
+from llmctl.control.launch import PORT_TAKEN, log_tail_argv, shell_path, start_argv, status_argv, stop_argv
 
 
 def sh(argv: list[str], home: Path) -> str:
@@ -61,3 +62,17 @@ def test_exited_process_is_reported(tmp_path: Path) -> None:
         subprocess.run(["sleep", "0.05"], check=True)
     assert sh(status_argv(run_dir), tmp_path) == f"exited {pid}"
     assert sh(log_tail_argv(run_dir), tmp_path) == "bye"
+
+
+def test_a_port_already_taken_is_refused_before_starting(tmp_path: Path) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        argv = start_argv(str(tmp_path / "r"), [sys.executable, "-c", "pass"], {}, port=port)
+        out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
+        assert out.returncode == PORT_TAKEN and f"port {port} is already in use" in out.stderr
+        assert not (tmp_path / "r" / "pid").exists()
+    # Free again: it starts.
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
+    assert out.returncode == 0 and out.stdout.startswith("started ")
