@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -57,6 +60,9 @@ def demo_command(
     state: Path | None = typer.Option(
         None, "--state", help="State store (default: demo.db beside the usual one)."
     ),
+    tui: bool | None = typer.Option(
+        None, "--tui/--no-tui", help="End in the live dashboard (default: when run in a terminal)."
+    ),
 ) -> None:
     """Roll out the local demo, run the controller and gateway, send traffic, show what happened."""
     if duration <= 0 or rate <= 0 or time_scale <= 0:
@@ -81,6 +87,8 @@ def demo_command(
     for e in recent:
         table.add_row(time.strftime("%H:%M:%S", time.localtime(e.at)), e.subject, e.kind, e.reason)
     console.print(table)
+    if tui if tui is not None else (sys.stdin.isatty() and sys.stdout.isatty()):
+        _dashboard(inv, store, gateway_port, rate)
     if not keep:
         asyncio.run(_stop_all(inv, store))
         console.print("replicas stopped (pass --keep to leave them running)")
@@ -147,6 +155,47 @@ async def _operate(inv: Inventory, store: Store, port: int, duration: float, rat
     console.print(
         "[dim]timings are emulated time scaled by --time-scale; `llmctl perf show` gives real-time figures[/]"
     )
+
+
+def _dashboard(inv: Inventory, store: Store, port: int, rate: float) -> None:
+    """The live dashboard over the running demo: the controller and a trickle of traffic run as processes
+    beside it (as they would on a real deployment) until the dashboard is closed."""
+    from llmctl.tui.app import DashboardApp
+
+    llmctl = [sys.executable, "-m", "llmctl.cli.main"]
+    controller = subprocess.Popen(
+        [*llmctl, "controller", "-i", inv.file, "--state", str(store.path), "--gateway-port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    traffic = [
+        subprocess.Popen(
+            [
+                *llmctl,
+                "load",
+                f"http://127.0.0.1:{port}",
+                "--model",
+                name,
+                "--rate",
+                str(rate / 2),
+                "--duration",
+                "86400",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name in sorted(load_desired(store))
+    ]
+    try:
+        DashboardApp(store.path, inventory=Path(inv.file), refresh_s=1.0).run()
+    finally:
+        for p in [*traffic, controller]:
+            p.send_signal(signal.SIGTERM)
+        for p in [*traffic, controller]:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
 
 
 async def _stop_all(inv: Inventory, store: Store) -> None:
