@@ -231,6 +231,14 @@ class Rollout:
         self._event(row.name, "failed", why)
         return ReplicaOutcome(row.name, "failed", why)
 
+    def _free_spare(self, plan: Plan, deployment: str) -> PlannedReplica | None:
+        taken = {r.name for r in replicas(self.store)}
+        return next((r for r in plan.spares if r.deployment == deployment and r.name not in taken), None)
+
+    def _halt(self, deployment: str, left: list[str], why: str) -> None:
+        if left:
+            self._event(deployment, "rollout-halted", f"{why}; kept {', '.join(left)} on the old spec")
+
     async def apply(self, plan: Plan, d: Diff, desired: Sequence[DesiredDeployment]) -> list[ReplicaOutcome]:
         for dep in desired:
             put_desired(self.store, dep)
@@ -238,21 +246,34 @@ class Rollout:
         outcomes = [await self.stop(row, "no longer in the playbook") for row in d.stop]
         for name in {row.deployment for row in d.stop} - kept:
             delete_deployment(self.store, name)
-        # A rolling replace: one replica at a time, each replacement ready before the next old one goes, so
-        # a deployment never loses more than one replica; the first failure ends the roll and leaves the
-        # rest on the old spec, still serving.
-        for old, new in d.replace:
+        # A rolling replace, one replica at a time. When the deployment has a free spare slot (planned for
+        # scale-up, GPUs idle) the roll surges: a replica of the new spec starts there and is ready before the
+        # old one stops, so capacity never drops; the surge replica goes once the slot's own replacement is
+        # ready. Without a free slot the old replica must give up its GPUs first (one replica down at a time).
+        # The first failure ends the roll and leaves the rest on the old spec, still serving.
+        for i, (old, new) in enumerate(d.replace):
+            surge = self._free_spare(plan, new.deployment)
+            if surge is not None:
+                extra = await self.start(
+                    surge.deployment, Slot.of(surge), f"surge while {old.name} is replaced"
+                )
+                outcomes.append(extra)
+                if extra.phase == "failed":
+                    self._halt(
+                        new.deployment, [o.name for o, _ in d.replace[i:]], f"surge {surge.name} failed"
+                    )
+                    break
             outcomes.append(await self.stop(old, "spec changed: replacing"))
             started = await self.start(new.deployment, Slot.of(new), "spec changed")
             outcomes.append(started)
-            if started.phase == "failed":
-                left = [o.name for o, _ in d.replace[d.replace.index((old, new)) + 1 :]]
-                if left:
-                    self._event(
-                        new.deployment,
-                        "rollout-halted",
-                        f"{new.name} failed; kept {', '.join(left)} on the old spec",
+            if surge is not None:
+                row = next((r for r in replicas(self.store) if r.name == surge.name), None)
+                if row is not None:
+                    outcomes.append(
+                        await self.stop(row, f"surge no longer needed: {new.name} is {started.phase}")
                     )
+            if started.phase == "failed":
+                self._halt(new.deployment, [o.name for o, _ in d.replace[i + 1 :]], f"{new.name} failed")
                 break
         outcomes += await asyncio.gather(
             *(self.start(r.deployment, Slot.of(r), "new in the playbook") for r in d.start)

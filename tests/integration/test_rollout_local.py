@@ -148,3 +148,44 @@ def test_second_apply_is_refused_while_the_first_holds_the_lock(env: dict[str, s
     hold.stdin.flush()
     hold.wait(timeout=10)
     assert out.returncode == 2 and "another llmctl apply is running" in out.stderr and status(env) == []
+
+
+def test_a_changed_spec_rolls_with_a_surge_replica_so_capacity_never_drops(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    def pb(seqs: int) -> Path:
+        path = tmp_path / "surge.yaml"
+        dep = {
+            "name": "chat",
+            "model": "meta-llama/Llama-3.1-8B-Instruct",
+            "workload": "offline",
+            "engine": "emulated",
+            "emulate": "vllm",
+            "scaling": {"min_replicas": 2, "max_replicas": 3},
+            "engine_args": {"--max-num-seqs": seqs},
+        }
+        path.write_text(yaml.safe_dump({"deployments": [dep]}))
+        return path
+
+    assert llmctl(env, "apply", str(pb(64)), "-i", env["INV"], "--yes").returncode == 0
+    first = {r["name"]: r["pid"] for r in status(env)}
+    assert sorted(first) == ["chat-0", "chat-1"]
+    out = llmctl(env, "events", "--json", "-n", "1000")
+    seen = len(json.loads(out.stdout))
+    out = llmctl(env, "apply", str(pb(32)), "-i", env["INV"], "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = {r["name"]: r for r in status(env)}
+    assert sorted(rows) == ["chat-0", "chat-1"] and {r["phase"] for r in rows.values()} == {"ready"}
+    assert all(rows[n]["pid"] != first[n] for n in rows)  # both replaced
+    roll = json.loads(llmctl(env, "events", "--json", "-n", "1000").stdout)[seen:]
+    ready = {"chat-0", "chat-1"}
+    fewest = len(ready)
+    for e in roll:
+        if e["kind"] == "ready":
+            ready.add(e["subject"])
+        elif e["kind"] == "stopped":
+            ready.discard(e["subject"])
+            fewest = min(fewest, len(ready))
+    assert fewest == 2, [(e["subject"], e["kind"]) for e in roll]
+    surges = [e for e in roll if e["subject"] == "chat-2" and e["kind"] == "started"]
+    assert len(surges) == 2 and "surge while chat-0 is replaced" in surges[0]["reason"]
