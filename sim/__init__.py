@@ -1,1 +1,11 @@
-"""Capacity simulator (SimPy). Replays traffic through llmctl's own autoscaling code."""
+"""Capacity simulator (SimPy). Replays traffic through llmctl's own autoscaling and routing code.
+
+- `sim.workload`: arrivals (Poisson, rate curves, MMPP bursts, Azure/Mooncake trace replay), `WorkloadSpec`
+  and `generate` for a scenario's `workload:` section.
+- `sim.replica` / `sim.replica_step`: replica models with one interface: `FastReplica` (event-jumping,
+  the default), `StepReplica` (the emulated engine's scheduler step by step, the reference) and
+  `ServiceTimeReplica` (plain servers for queueing checks).
+- `sim.cluster`: `simulate(ClusterSpec, arrivals, duration_s) -> SimResult`, `cluster_from_plan`,
+  `drive_policy`.
+- `sim.outcome`: records, fleet timelines and `summarise` (latency, SLO, GPU-hours, cost).
+"""

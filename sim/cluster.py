@@ -1,0 +1,454 @@
+"""The simulated fleet (SimPy): arrivals -> gateway (routing, holding) -> replicas, and the controller loop
+that scrapes them, asks the autoscaler and carries its decisions out, like the live controller does.
+
+- Replicas go through the live phases: starting (cold start) or waking (from sleep) -> ready -> draining ->
+  sleeping or stopped. Start-up and wake-up times come from the performance model (`llmctl.perf.cold_start`).
+- Every `scrape_interval_s` the controller builds the same `Observation` the live one builds
+  (`llmctl.control.observe`): phases as of now, metrics as scraped `metric_lag_s` ago; the deployment's
+  `Autoscaler` (the live class) decides, and the decision is carried out as `llmctl.control.actuate` does:
+  wake sleepers first, then cold-start free slots; drain the highest slots, then sleep (warm pool) or stop.
+  A draining replica is put away at the first tick it is idle, or stopped after `drain_timeout_s`.
+- Replica models are lazy (`sim.replica`): they are brought up to date only when the gateway routes, the
+  controller scrapes, or a sampler looks, so a request costs a few Python calls, not an event per token.
+
+`simulate(spec, arrivals, duration_s)` is the entry point; `cluster_from_plan` builds a `ClusterSpec` from a
+playbook and an inventory through the planner; `drive_policy` runs one policy over a scripted observation
+sequence in SimPy (the simulator's half of the one-policy-two-drivers check).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import simpy
+
+from llmctl.autoscale import Autoscaler
+from llmctl.autoscale.types import Decision, Observation, Phase, ReplicaView
+from sim.outcome import FleetPoint, RequestRecord, Slo, summarise
+from sim.replica import EngineShape, FastReplica, ReplicaModel
+from sim.replica_step import ServiceTime, ServiceTimeReplica, StepReplica
+from sim.router import SimGateway
+from sim.workload import Arrival
+
+PAID_PHASES = ("starting", "waking", "ready", "draining")  # sleeping replicas free their GPUs for other work
+
+
+@dataclass(frozen=True)
+class DeploymentSim:
+    """One deployment as the simulator runs it. Give `engine` (the performance model), or `service_time`
+    (a hook that makes each replica `servers` plain servers: queueing checks)."""
+
+    name: str
+    engine: EngineShape | None = None
+    service_time: ServiceTime | None = None
+    servers: int = 1
+    gpus_per_replica: int = 1
+    initial_replicas: int = 1  # ready at t = 0 (the rolled-out fleet)
+    max_replicas: int | None = None  # planned slots; None = initial_replicas
+    autoscaler: Callable[[], Autoscaler] | None = None  # factory: each run gets a fresh policy state
+    cold_start_s: float = 60.0
+    wake_s: float = 5.0
+    sleep_mode: bool = False
+    route: str = "least_outstanding"
+    price_per_gpu_hour: float = 0.0
+
+    @property
+    def slots(self) -> int:
+        return max(self.max_replicas or 0, self.initial_replicas)
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    deployments: tuple[DeploymentSim, ...]
+    mode: Literal["fast", "step"] = "fast"  # replica model: event-jumping, or the scheduler step by step
+    scrape_interval_s: float = 2.0  # the live controller's tick
+    metric_lag_s: float = 0.0  # how stale the scraped metrics are when the policy sees them
+    drain_timeout_s: float = 60.0
+    sample_interval_s: float | None = None  # record (t, deployment, in system, ready) this often
+    finish_within_s: float = 3600.0  # after the workload ends, keep running this long to finish requests
+
+
+@dataclass(frozen=True)
+class Sample:
+    t_s: float
+    deployment: str
+    in_system: int  # held at the gateway + in the replicas (running and waiting)
+    ready: int
+
+
+@dataclass
+class SimResult:
+    records: list[RequestRecord]
+    fleet: dict[str, list[FleetPoint]]  # per deployment
+    total_fleet: list[FleetPoint]
+    decisions: list[tuple[float, Decision]]  # the changed ones, as the live controller records them
+    observations: list[tuple[float, Observation]]  # every observation a policy was given, in order
+    samples: list[Sample]
+    end_s: float  # the workload's duration: costs and summaries stop here
+    offered: int
+    rejected: dict[str, int]  # too long for the engine (max context / KV capacity)
+    dropped: dict[str, int]  # aborted by a stop after a drain timed out
+    unfinished: int  # still held or running when the simulation gave up
+    prices: dict[str, float]
+
+    def summary(self, deployment: str | None = None, slo: Slo = Slo(), bin_s: float = 60.0) -> dict[str, object]:
+        """`sim.outcome.summarise` for one deployment, or for the whole fleet at its GPU-weighted price."""
+        if deployment is not None:
+            recs = [r for r in self.records if r.deployment == deployment]
+            return summarise(recs, self.fleet[deployment], self.end_s, self.prices[deployment], slo, bin_s)
+        from sim.outcome import gpu_seconds
+
+        weights = {d: gpu_seconds(tl, self.end_s) for d, tl in self.fleet.items()}
+        total = sum(weights.values())
+        price = sum(self.prices[d] * w for d, w in weights.items()) / total if total else 0.0
+        return summarise(self.records, self.total_fleet, self.end_s, price, slo, bin_s)
+
+
+# --- the simulated controller's view of one replica ---------------------------------------------------------
+@dataclass
+class _Replica:
+    name: str
+    slot: int
+    phase: Phase
+    model: ReplicaModel | None = None
+    then: str = ""  # draining: "sleep" or "stop"
+    drain_since: float = 0.0
+
+
+@dataclass
+class _Metrics:
+    per_replica: dict[str, tuple[int, float]]
+    in_flight: int
+    queued: int
+    rate: float
+    ttft_p95: float | None
+
+
+@dataclass
+class _Dep:
+    spec: DeploymentSim
+    gateway: SimGateway
+    policy: Autoscaler | None
+    replicas: list[_Replica] = field(default_factory=list)
+    ready: list[_Replica] = field(default_factory=list)
+    fleet: list[FleetPoint] = field(default_factory=list)
+    history: deque[tuple[float, _Metrics]] = field(default_factory=deque)
+    dropped: int = 0
+
+
+class _Cluster:
+    def __init__(self, spec: ClusterSpec, env: simpy.Environment) -> None:
+        self.spec = spec
+        self.env = env
+        self.records: list[RequestRecord] = []
+        self.decisions: list[tuple[float, Decision]] = []
+        self.observations: list[tuple[float, Observation]] = []
+        self.samples: list[Sample] = []
+        self.total: list[FleetPoint] = []
+        self.deps: dict[str, _Dep] = {}
+        for d in spec.deployments:
+            dep = _Dep(d, SimGateway(d.route), d.autoscaler() if d.autoscaler else None)
+            self.deps[d.name] = dep
+            for i in range(d.initial_replicas):
+                dep.replicas.append(_Replica(f"{d.name}-{i}", i, "ready", self._model(d)))
+            self._changed(dep)
+
+    def _model(self, d: DeploymentSim) -> ReplicaModel:
+        if d.service_time is not None:
+            return ServiceTimeReplica(d.service_time, d.servers, d.name)
+        if d.engine is None:
+            raise ValueError(f"deployment {d.name!r} has neither an engine shape nor a service-time hook")
+        return FastReplica(d.engine, d.name) if self.spec.mode == "fast" else StepReplica(d.engine, d.name)
+
+    # --- bookkeeping -------------------------------------------------------------------------------------
+    def _changed(self, dep: _Dep) -> None:
+        """Phases changed: refresh the routable list and the fleet timelines."""
+        dep.ready = [r for r in dep.replicas if r.phase == "ready"]
+        now = self.env.now
+        paid = sum(1 for r in dep.replicas if r.phase in PAID_PHASES)
+        point = FleetPoint(now, paid, paid * dep.spec.gpus_per_replica)
+        _append(dep.fleet, point)
+        reps = sum(d.fleet[-1].replicas for d in self.deps.values())
+        gpus = sum(d.fleet[-1].gpus for d in self.deps.values())
+        _append(self.total, FleetPoint(now, reps, gpus))
+
+    def _sync(self, dep: _Dep, now: float) -> None:
+        for r in dep.replicas:
+            if r.model is not None and r.model.next_event_s() <= now:
+                self.records.extend(r.model.advance(now))
+
+    # --- processes ---------------------------------------------------------------------------------------
+    def arrivals(self, arrivals: Sequence[Arrival]) -> Generator[simpy.Event, Any, None]:
+        env, deps = self.env, self.deps
+        only = next(iter(deps.values())) if len(deps) == 1 else None
+        for a in arrivals:
+            if a.t_s > env.now:
+                yield env.timeout(a.t_s - env.now)
+            dep = deps.get(a.deployment) or only
+            if dep is None:
+                raise ValueError(f"arrival for unknown deployment {a.deployment!r}; known: {', '.join(deps)}")
+            dep.gateway.offer(a, env.now, dep.ready, self.records)
+
+    def controller(self) -> Generator[simpy.Event, Any, None]:
+        interval = self.spec.scrape_interval_s
+        while True:
+            yield self.env.timeout(interval)
+            now = self.env.now
+            for dep in self.deps.values():
+                self._tick(dep, now)
+
+    def sampler(self, interval: float) -> Generator[simpy.Event, Any, None]:
+        while True:
+            now = self.env.now
+            for name, dep in self.deps.items():
+                self._sync(dep, now)
+                inside = len(dep.gateway.held) + sum(r.model.in_flight for r in dep.replicas if r.model)
+                self.samples.append(Sample(now, name, inside, len(dep.ready)))
+            yield self.env.timeout(interval)
+
+    # --- controller tick -----------------------------------------------------------------------------------
+    def _tick(self, dep: _Dep, now: float) -> None:
+        self._sync(dep, now)
+        self._put_away_drained(dep, now)
+        dep.history.append((now, self._metrics(dep)))
+        if dep.policy is None:
+            return
+        obs = self._observe(dep, now)
+        self.observations.append((now, obs))
+        decision = dep.policy.decide(obs, now)
+        if decision.changed:
+            self.decisions.append((now, decision))
+            self._act(dep, decision, now)
+
+    def _metrics(self, dep: _Dep) -> _Metrics:
+        per: dict[str, tuple[int, float]] = {}
+        in_flight = queued = 0
+        ttfts: list[float] = []
+        for r in dep.replicas:
+            if r.model is None:
+                continue
+            per[r.name] = (r.model.in_flight, r.model.kv_usage)
+            if r.phase in ("ready", "draining"):
+                in_flight += r.model.in_flight - r.model.queued
+                queued += r.model.queued
+                ttfts.extend(r.model.take_ttfts())
+        rate = dep.gateway.window_arrivals / self.spec.scrape_interval_s
+        dep.gateway.window_arrivals = 0
+        p95 = float(np.percentile(ttfts, 95)) if ttfts else None
+        return _Metrics(per, in_flight, queued, rate, p95)
+
+    def _observe(self, dep: _Dep, now: float) -> Observation:
+        """Phases as of now; metrics as scraped `metric_lag_s` ago (the newest sample that old)."""
+        lag = self.spec.metric_lag_s
+        while len(dep.history) > 1 and dep.history[1][0] <= now - lag + 1e-9:
+            dep.history.popleft()
+        m = dep.history[0][1]
+        views = tuple(
+            ReplicaView(r.name, r.phase, *m.per_replica.get(r.name, (0, 0.0))) for r in dep.replicas
+        )
+        last = dep.gateway.last_request_s
+        return Observation(
+            deployment=dep.spec.name,
+            replicas=views,
+            in_flight=m.in_flight,
+            queued=m.queued + len(dep.gateway.held),
+            arrival_rate=m.rate,
+            ttft_p95_s=m.ttft_p95,
+            # As the live controller: the last request, else the controller's own start (t = 0).
+            seconds_since_last_request=now - (last if last is not None else 0.0),
+        )
+
+    def _act(self, dep: _Dep, d: Decision, now: float) -> None:
+        spec = dep.spec
+        for r in [r for r in dep.replicas if r.phase == "sleeping"][: d.wake]:
+            r.phase = "waking"
+            self.env.process(self._become_ready(dep, r, spec.wake_s))
+        taken = {r.slot for r in dep.replicas}
+        free = [i for i in range(spec.slots) if i not in taken][: d.start]
+        for i in free:
+            r = _Replica(f"{spec.name}-{i}", i, "starting")
+            dep.replicas.append(r)
+            self.env.process(self._become_ready(dep, r, spec.cold_start_s))
+        victims = sorted(dep.ready, key=lambda r: r.slot, reverse=True)[: d.sleep + d.stop]
+        for i, r in enumerate(victims):
+            r.phase = "draining"
+            r.then = "sleep" if i < d.sleep and spec.sleep_mode else "stop"
+            r.drain_since = now
+        dep.replicas.sort(key=lambda r: r.slot)
+        self._changed(dep)
+
+    def _become_ready(self, dep: _Dep, r: _Replica, delay: float) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(delay)
+        now = self.env.now
+        r.phase = "ready"
+        r.model = self._model(dep.spec)
+        self._changed(dep)
+        dep.gateway.release(now, dep.ready, self.records)
+
+    def _put_away_drained(self, dep: _Dep, now: float) -> None:
+        changed = False
+        for r in list(dep.replicas):
+            if r.phase != "draining" or r.model is None:
+                continue
+            idle = r.model.in_flight == 0
+            if not idle and now - r.drain_since < self.spec.drain_timeout_s:
+                continue
+            dep.dropped += r.model.abort_all()
+            r.model = None
+            changed = True
+            if r.then == "sleep" and idle:
+                r.phase = "sleeping"
+            else:
+                dep.replicas.remove(r)
+        if changed:
+            self._changed(dep)
+
+    # --- the end -------------------------------------------------------------------------------------------
+    def open_requests(self) -> int:
+        return sum(
+            len(d.gateway.held) + sum(r.model.in_flight for r in d.replicas if r.model) for d in self.deps.values()
+        )
+
+
+def _append(timeline: list[FleetPoint], p: FleetPoint) -> None:
+    if timeline and (timeline[-1].replicas, timeline[-1].gpus) == (p.replicas, p.gpus):
+        return
+    if timeline and timeline[-1].t_s == p.t_s:
+        timeline[-1] = p
+    else:
+        timeline.append(p)
+
+
+def simulate(spec: ClusterSpec, arrivals: Sequence[Arrival], duration_s: float | None = None) -> SimResult:
+    """Run the fleet over `arrivals` (sorted by time; a deployment of "" goes to the only deployment).
+    The workload ends at `duration_s` (default: the last arrival); the run goes on, controller included,
+    until every request has finished or `finish_within_s` more has passed."""
+    end = duration_s if duration_s is not None else (arrivals[-1].t_s if arrivals else 0.0)
+    env = simpy.Environment()
+    c = _Cluster(spec, env)
+    env.process(c.arrivals(arrivals))
+    env.process(c.controller())
+    if spec.sample_interval_s:
+        env.process(c.sampler(spec.sample_interval_s))
+    env.run(until=end if end > 0 else 1e-9)
+    limit = end + spec.finish_within_s
+    step = max(spec.scrape_interval_s, 1.0)
+    while env.now < limit:
+        for dep in c.deps.values():
+            c._sync(dep, env.now)
+        if c.open_requests() == 0:
+            break
+        nxt = min(
+            [r.model.next_event_s() for d in c.deps.values() for r in d.replicas if r.model] + [env.now + step]
+        )
+        env.run(until=min(limit, max(nxt, env.now + 1e-6)))
+    for dep in c.deps.values():
+        c._sync(dep, env.now)
+    return SimResult(
+        records=c.records,
+        fleet={n: d.fleet for n, d in c.deps.items()},
+        total_fleet=c.total,
+        decisions=c.decisions,
+        observations=c.observations,
+        samples=c.samples,
+        end_s=end,
+        offered=len(arrivals),
+        rejected={n: d.gateway.rejected for n, d in c.deps.items()},
+        dropped={n: d.dropped for n, d in c.deps.items()},
+        unfinished=c.open_requests(),
+        prices={n: d.spec.price_per_gpu_hour for n, d in c.deps.items()},
+    )
+
+
+def drive_policy(
+    policy: Autoscaler, observations: Sequence[tuple[float, Observation]]
+) -> list[tuple[float, Decision]]:
+    """Feed `policy` each (t, observation) at simulated time t from a SimPy process, as the cluster's
+    controller does; every decision, changed or not, in order."""
+    env = simpy.Environment()
+    out: list[tuple[float, Decision]] = []
+
+    def run() -> Generator[simpy.Event, Any, None]:
+        for t, obs in observations:
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            out.append((env.now, policy.decide(obs, env.now)))
+
+    env.process(run())
+    env.run()
+    return out
+
+
+# --- from a playbook ------------------------------------------------------------------------------------------
+def cluster_from_plan(
+    playbook: str | Path, inventory: str | Path, **options: Any
+) -> ClusterSpec:
+    """A ClusterSpec for a playbook planned on an inventory: each deployment's replica shape (engine, model,
+    GPU, TP, FP8, EAGLE-3, KV capacity, scheduler limits) from the planner, its policy, cold-start and wake
+    times from its desired state, the GPU price from the inventory. `options` go to ClusterSpec."""
+    from llmctl.catalog.models import find_model
+    from llmctl.config.inventory import Inventory, load_inventory
+    from llmctl.engines.emulator.timing import step_timer
+    from llmctl.perf.profile import make_profile
+    from llmctl.perf.speculative import SpecConfig
+    from llmctl.planning import plan_and_desired
+
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
+    plan, desired = plan_and_desired(playbook, inv)
+    hosts = {h.name: h for h in inv.hosts}
+    out = []
+    for dd in desired:
+        replica = next(r for r in plan.replicas if r.deployment == dd.name)
+        shape = replica.shape
+        profile = make_profile(
+            shape.flavour,
+            shape.model,
+            shape.gpu_type,
+            "fp8" if shape.quantization == "fp8" else "bf16",
+            shape.tp,
+            kv_dtype=shape.kv_cache_dtype,
+            memory_fraction=shape.memory_fraction,
+            max_batched_tokens=shape.max_batched_tokens,
+        )
+        model = find_model(shape.model)
+        draft = model.eagle3_draft_params if (shape.speculative_draft and model) else 0.0
+        engine = EngineShape(
+            step_timer(profile, SpecConfig(draft_params=draft) if draft else None),
+            shape.kv_capacity_tokens,
+            shape.max_num_seqs,
+            shape.max_batched_tokens,
+            shape.max_context,
+        )
+        price = hosts[replica.host].gpu_price if replica.host in hosts else None
+        out.append(
+            DeploymentSim(
+                name=dd.name,
+                engine=engine,
+                gpus_per_replica=len(replica.gpu_indices) or shape.tp,
+                initial_replicas=dd.initial,
+                max_replicas=len(dd.slots),
+                autoscaler=dd.autoscaler if dd.scaling.autoscaled else None,
+                cold_start_s=dd.cold_start_s,
+                wake_s=dd.wake_s,
+                sleep_mode=dd.sleep_mode,
+                route=dd.route,
+                price_per_gpu_hour=price if price is not None else float("nan"),
+            )
+        )
+    return ClusterSpec(tuple(out), **options)
+
+
+__all__ = [
+    "ClusterSpec",
+    "DeploymentSim",
+    "Sample",
+    "SimResult",
+    "cluster_from_plan",
+    "drive_policy",
+    "simulate",
+]
