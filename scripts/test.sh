@@ -10,7 +10,7 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,ray]'
 
 echo "== ruff";        .venv/bin/ruff check llmctl sim tests scripts
 echo "== mypy";        .venv/bin/mypy

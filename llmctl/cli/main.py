@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from llmctl.cli import controller, demo, hosts, load, operate, perf, plan, provision, rollout
+from llmctl.cli import batch, controller, demo, hosts, load, operate, perf, plan, provision, rollout, sim, tui
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
 
@@ -33,6 +33,9 @@ app.command("scale")(operate.scale_command)
 app.command("controller")(controller.controller_command)
 app.command("gateway")(controller.gateway_command)
 app.command("demo")(demo.demo_command)
+app.add_typer(sim.app, name="sim")
+app.command("tui")(tui.tui_command)
+app.add_typer(batch.app, name="batch")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ from rich.table import Table
 from llmctl.cli.common import STATE, open_store
 from llmctl.cli.output import console, print_json
 from llmctl.engines.shell import render_command
+from llmctl.errors import LlmctlError
 from llmctl.fleet.facts import cached_gpu_facts
 from llmctl.planner import Plan, PlannedReplica
 from llmctl.planner.shape import ESTIMATE_CONTEXT
@@ -120,13 +121,63 @@ def plan_command(
     playbook: Path = typer.Argument(..., help="Playbook YAML (deployments)."),
     inventory: Path = typer.Option(Path("inventory/local.yaml"), "-i", "--inventory", help="Inventory YAML."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    simulate: Path | None = typer.Option(
+        None,
+        "--simulate",
+        help="Workload file (duration_s, seed, slo, workload: as in a sim scenario): predict latency, SLO "
+        "attainment and cost of this plan.",
+    ),
     state: Path | None = STATE,
 ) -> None:
     """Plan a playbook on an inventory: replicas, GPUs, engine flags and the exact command per replica.
 
     GPUs come from facts gathered by `llmctl hosts facts` where cached, else from the inventory."""
     plan = plan_files(playbook, inventory, facts=cached_gpu_facts(open_store(state)) or None)
+    prediction = _simulate(playbook, inventory, simulate) if simulate else None
     if as_json:
-        print_json(plan_json(plan))
-    else:
-        show_plan(plan)
+        print_json({**plan_json(plan), **({"simulation": prediction} if prediction else {})})
+        return
+    show_plan(plan)
+    if prediction:
+        from llmctl.cli.sim import summary_table
+
+        console.print(
+            summary_table(
+                f"predicted by the simulator for {simulate} ({prediction['duration_s']:g} s of traffic)",
+                {**prediction["deployments"], "fleet": prediction["fleet"]},
+            )
+        )
+
+
+def _simulate(playbook: Path, inventory: Path, workload_file: Path) -> dict[str, Any]:
+    """Run the planned fleet through the simulator on a workload file (a scenario without playbook and
+    inventory: those are the ones being planned)."""
+    from llmctl.config.source import load_yaml, validate
+    from sim.scenario import Scenario, run_scenario
+    from sim.workload import parse_workload
+
+    data, lines = load_yaml(workload_file)
+    if not isinstance(data, dict):
+        raise LlmctlError(f"{workload_file}: a workload file is a mapping with duration_s and workload")
+    for key in ("playbook", "inventory"):
+        if key in data:
+            raise lines.error((key,), "comes from the command line with --simulate; remove it")
+    scenario = validate(
+        Scenario,
+        {
+            **data,
+            "file": str(workload_file),
+            "playbook": str(playbook.resolve()),
+            "inventory": str(inventory.resolve()),
+        },
+        lines,
+    )
+    workload = parse_workload(scenario.workload, lines, ("workload",))
+    result = run_scenario(scenario, workload)
+    slo = scenario.slo.slo()
+    return {
+        "duration_s": scenario.duration_s,
+        "deployments": {n: result.summary(n, slo) for n in result.fleet},
+        "fleet": result.summary(None, slo),
+        "unfinished": result.unfinished,
+    }

@@ -1,6 +1,7 @@
-"""One autoscaling policy, one observation sequence, two drivers: the live controller's scaling path
-(Controller -> Actuator.scale, with its policy cache and store) and a plain loop calling decide(). They
-must make the same decisions, so a simulator driving the same policy predicts what the controller does."""
+"""One autoscaling policy, one observation sequence, three drivers: the live controller's scaling path
+(Controller -> Actuator.scale, with its policy cache and store), a plain loop calling decide(), and the
+simulator's SimPy process (sim.cluster.drive_policy). They must make the same decisions, so the simulator
+predicts what the controller does."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from llmctl.control.desired import DesiredDeployment
 from llmctl.fleet.pool import Fleet
 from llmctl.planning import plan_and_desired
 from llmctl.state.store import Store
+from sim.cluster import drive_policy
 
 
 def semi_online(tmp_path: Path) -> tuple[Path, DesiredDeployment]:
@@ -94,6 +96,12 @@ async def live_decisions(
     return seen
 
 
+def simpy_decisions(
+    dep: DesiredDeployment, seq: list[tuple[float, Observation]]
+) -> list[tuple[float, Decision]]:
+    return [(t, d) for t, d in drive_policy(dep.autoscaler(), seq) if d.changed]
+
+
 def plain_decisions(
     dep: DesiredDeployment, seq: list[tuple[float, Observation]]
 ) -> list[tuple[float, Decision]]:
@@ -107,7 +115,7 @@ async def test_the_live_controller_and_a_plain_loop_decide_the_same(tmp_path: Pa
     live = await live_decisions(tmp_path, inv, dep, seq)
     plain = plain_decisions(dep, seq)
     assert len(plain) >= 10, "the sequence must make the policy act, or the comparison proves little"
-    assert live == plain
+    assert live == plain == simpy_decisions(dep, seq)
 
 
 @settings(max_examples=15, deadline=None)
@@ -117,4 +125,4 @@ async def test_same_decisions_for_any_sequence(tmp_path_factory: pytest.TempPath
     tmp = tmp_path_factory.mktemp("same")
     inv, dep = semi_online(tmp)
     seq = observations(seed, 60)
-    assert await live_decisions(tmp, inv, dep, seq) == plain_decisions(dep, seq)
+    assert await live_decisions(tmp, inv, dep, seq) == plain_decisions(dep, seq) == simpy_decisions(dep, seq)
