@@ -163,9 +163,10 @@ class DashboardApp(App[None]):
             str(self.state),
         ]
 
-    def logs_argv(self, replica: str, lines: int) -> list[str]:
+    def logs_argv(self, replica: str, lines: int, follow: bool = False) -> list[str]:
         return [
             *self.llmctl_argv, "logs", replica, "-n", str(lines), "-i", str(self.inventory), "--state", str(self.state),
+            *(["-f"] if follow else []),
         ]  # fmt: skip
 
     def action_apply(self) -> None:

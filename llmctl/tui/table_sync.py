@@ -23,7 +23,7 @@ def sync_table(table: DataTable[Cell], rows: Sequence[Row]) -> None:
             old = table.get_row(key)
             for column, before, after in zip(columns, old, cells, strict=False):
                 if _plain(before) != _plain(after) or _style(before) != _style(after):
-                    table.update_cell(key, column, after)
+                    table.update_cell(key, column, after, update_width=True)
         return
     selected = selected_key(table)
     table.clear()

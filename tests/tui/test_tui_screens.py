@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Log, OptionList, Static
 from tui_seed import NOW
 
@@ -74,6 +77,55 @@ async def test_replica_log_tail_comes_from_llmctl_logs(seeded_store: Path) -> No
         await pilot.pause()
         log = app.screen.query_one("#log", Log)
         assert log.lines[0].startswith("log of logs chat-0 -n 100 -i inventory/local.yaml --state ")
+        assert log.lines[0].endswith(" -f")
+        assert "ended" in str(app.screen.query_one("#log-title", Label).content)
+
+
+async def test_replica_log_follows_new_lines_until_stopped(seeded_store: Path, tmp_path: Path) -> None:
+    """`l` streams `llmctl logs -f` line by line while it runs; `l` again kills it."""
+    feed = tmp_path / "feed"
+    feed.write_text("")
+    # A stand-in for `llmctl logs -f`: prints each line appended to `feed`, forever.
+    tail = ["python3", "-c", (
+        "import sys, time\n"
+        f"f = open({str(feed)!r})\n"
+        "while True:\n"
+        "    line = f.readline()\n"
+        "    if line: print(line, end='', flush=True)\n"
+        "    else: time.sleep(0.01)\n"
+    )]  # fmt: skip
+    app = DashboardApp(seeded_store, now=lambda: NOW, refresh_s=None, llmctl_argv=tail)
+    async with app.run_test() as pilot:
+        await settle(app)
+        app.open_replica("chat-0")
+        await pilot.pause()
+        await pilot.press("l")
+        screen = app.screen
+        assert isinstance(screen, ReplicaScreen)
+        log = screen.query_one("#log", Log)
+        for n in (1, 2, 3):
+            with feed.open("a") as f:
+                f.write(f"line {n}\n")
+            await until(pilot, lambda n=n: len(log.lines) >= n)  # type: ignore[misc]
+        assert list(log.lines) == ["line 1", "line 2", "line 3"]
+        proc = screen._tail
+        assert proc is not None and proc.poll() is None
+        await pilot.press("l")
+        assert proc.wait(timeout=10) != 0  # terminated, not ended on its own
+        assert "stopped" in str(screen.query_one("#log-title", Label).content)
+        with feed.open("a") as f:
+            f.write("line 4\n")
+        await settle(app)
+        assert list(log.lines) == ["line 1", "line 2", "line 3"]
+
+
+async def until(pilot: Pilot[None], ready: Callable[[], bool], deadline_s: float = 10.0) -> None:
+    """Pause the pilot until `ready()` holds; fail past the deadline (a stream that never arrives)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_s
+    while not ready():
+        assert loop.time() < end, "timed out waiting for the dashboard"
+        await pilot.pause(0.02)
 
 
 async def test_fleet_screen_shows_reachability_and_gpu_holders(app: DashboardApp) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,19 @@ def make_app(tmp_path: Path) -> DashboardApp:
 
 
 async def loaded(pilot: Pilot[Any]) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.wait_for_scheduled_animations()
-    await pilot.pause()
+    """Wait until the screen stops changing: the refresh worker has finished, and so have the updates it
+    starts after a refresh (a table following its cursor scrolls, the replica table follows the highlighted
+    deployment). On a loaded machine those land a frame or two later; a single pause raced them."""
+    previous = ""
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        current = re.sub(r"terminal-[0-9a-z-]+", "terminal", pilot.app.export_screenshot())
+        if current == previous:
+            return
+        previous = current
+    raise AssertionError("the screen never settled")
 
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
@@ -35,8 +45,19 @@ async def loaded(pilot: Pilot[Any]) -> None:
 def test_screen_snapshot(
     snap_compare: SnapCompare, tmp_path: Path, keys: tuple[str, ...], size: tuple[int, int]
 ) -> None:
-    assert snap_compare(make_app(tmp_path), press=keys, terminal_size=size, run_before=loaded)
+    async def shown(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await loaded(pilot)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=shown)
 
 
 def test_scale_dialog_snapshot(snap_compare: SnapCompare, tmp_path: Path) -> None:
-    assert snap_compare(make_app(tmp_path), press=("S",), terminal_size=(80, 24), run_before=loaded)
+    async def dialog_open(pilot: Pilot[Any]) -> None:
+        await loaded(pilot)
+        await pilot.press("S")
+        await loaded(pilot)
+
+    assert snap_compare(make_app(tmp_path), terminal_size=(80, 24), run_before=dialog_open)

@@ -1,11 +1,14 @@
-"""One replica: command line, host, GPUs, restarts, its events, and its log tail (fetched on demand by
-running `llmctl logs REPLICA` as a subprocess, since the log lives on the replica's host)."""
+"""One replica: command line, host, GPUs, restarts, its events, and its live log tail: `l` runs
+`llmctl logs REPLICA -f` as a subprocess (the log lives on the replica's host, reached over the fleet
+transport) and streams its lines in until `l` again or leaving the screen stops it."""
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import subprocess
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -20,7 +23,6 @@ from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.table_sync import RowTable, sync_table
 
 LOG_LINES = 100
-LOG_TIMEOUT_S = 60.0
 
 
 def describe(r: ReplicaView, now: float) -> Text:
@@ -45,7 +47,7 @@ class ReplicaScreen(SnapshotScreen):
     TITLE = "Replica"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("l", "load_log", "Log tail"),
+        Binding("l", "toggle_log", "Follow log"),
         Binding("r", "replica('restart')", "Restart"),
         Binding("x", "replica('stop')", "Stop"),
         Binding("z", "replica('sleep')", "Sleep"),
@@ -55,6 +57,7 @@ class ReplicaScreen(SnapshotScreen):
     def __init__(self, replica: str) -> None:
         super().__init__()
         self.replica = replica
+        self._tail: subprocess.Popen[str] | None = None  # the running `llmctl logs -f`, while following
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,7 +66,7 @@ class ReplicaScreen(SnapshotScreen):
         events = RowTable(id="replica-events", cursor_type="row")
         events.add_columns("time", "kind", "reason")
         yield events
-        yield Label("Log (l to fetch the tail with llmctl logs)", id="log-title", classes="section")
+        yield Label("Log (l to follow it with llmctl logs -f)", id="log-title", classes="section")
         yield Log(id="log")
         yield Footer()
 
@@ -84,22 +87,50 @@ class ReplicaScreen(SnapshotScreen):
     def action_replica(self, kind: str) -> None:
         self.dashboard.request_replica_action(kind, self.replica)
 
-    def action_load_log(self) -> None:
-        self.query_one("#log-title", Label).update(f"Log of {self.replica}: fetching…")
-        self.fetch_log(self.dashboard.logs_argv(self.replica, LOG_LINES))
+    def action_toggle_log(self) -> None:
+        title = self.query_one("#log-title", Label)
+        if self._tail is not None:
+            self._stop_tail()
+            title.update(f"Log of {self.replica}: stopped (l to follow again)")
+            return
+        self.query_one("#log", Log).clear()
+        title.update(f"Log of {self.replica}: following (l to stop)")
+        self.follow_log(self.dashboard.logs_argv(self.replica, LOG_LINES, follow=True))
+
+    def on_unmount(self) -> None:
+        self._stop_tail()
+
+    def _stop_tail(self) -> None:
+        proc, self._tail = self._tail, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
 
     @work(thread=True, exclusive=True, group="log")
-    def fetch_log(self, argv: list[str]) -> None:
+    def follow_log(self, argv: list[str]) -> None:
         try:
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=LOG_TIMEOUT_S, check=False)
-            text, status = out.stdout + out.stderr, out.returncode
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            text, status = str(exc), -1
-        self.app.call_from_thread(self._show_log, text, status)
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        except OSError as exc:
+            self._from_thread(self._log_ended, str(exc), -1)
+            return
+        self._tail = proc
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._from_thread(self._append, line.rstrip("\n"))
+        status = proc.wait()
+        self._from_thread(self._log_ended, "", status)
 
-    def _show_log(self, text: str, status: int) -> None:
-        log = self.query_one("#log", Log)
-        log.clear()
-        log.write_lines(text.splitlines())
-        verdict = "" if status == 0 else f" (llmctl logs exit status {status})"
-        self.query_one("#log-title", Label).update(f"Log of {self.replica}{verdict}")
+    def _from_thread(self, fn: Callable[..., object], *args: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the app closed while the log was still streaming
+            self.app.call_from_thread(fn, *args)
+
+    def _append(self, line: str) -> None:
+        self.query_one("#log", Log).write_line(line)
+
+    def _log_ended(self, error: str, status: int) -> None:
+        stopped = self._tail is None  # stopped by the user: the exit status is ours, not news
+        self._tail = None
+        if error:
+            self.query_one("#log", Log).write_line(error)
+        if not stopped:
+            verdict = "ended" if status == 0 else f"llmctl logs exit status {status}"
+            self.query_one("#log-title", Label).update(f"Log of {self.replica} ({verdict}; l to follow again)")
