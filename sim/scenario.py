@@ -85,14 +85,20 @@ def load_scenario(path: str | Path) -> tuple[Scenario, WorkloadSpec]:
     return scenario, workload
 
 
-def _with_target(factory: Callable[[], Autoscaler], target: float) -> Callable[[], Autoscaler]:
+def _tuned(factory: Callable[[], Autoscaler], o: Override) -> Callable[[], Autoscaler]:
+    """The deployment's policy with a sweep's overrides: the signal's target, and the replica ceiling (the
+    policy's own bound, not just the simulated slots, or a larger max_replicas would change nothing)."""
+
     def make() -> Autoscaler:
         policy = factory()
         signal = policy.signal
-        if dataclasses.is_dataclass(signal) and hasattr(signal, "target"):
+        if o.target is not None and dataclasses.is_dataclass(signal) and hasattr(signal, "target"):
             # QueueDepth keeps its per-replica capacity beside the target: both follow the override.
-            extra = {"per_replica": max(1, int(target))} if hasattr(signal, "per_replica") else {}
-            policy.signal = dataclasses.replace(signal, target=target, **extra)
+            extra = {"per_replica": max(1, int(o.target))} if hasattr(signal, "per_replica") else {}
+            policy.signal = dataclasses.replace(signal, target=o.target, **extra)
+        if o.max_replicas is not None:
+            low = min(policy.bounds.min_replicas, o.max_replicas)
+            policy.bounds = dataclasses.replace(policy.bounds, min_replicas=low, max_replicas=o.max_replicas)
         return policy
 
     return make
@@ -120,8 +126,8 @@ def cluster_for(scenario: Scenario) -> ClusterSpec:
             changes["max_replicas"] = o.max_replicas
         if o.autoscale is False:
             changes["autoscaler"] = None
-        elif o.target is not None and d.autoscaler is not None:
-            changes["autoscaler"] = _with_target(d.autoscaler, o.target)
+        elif d.autoscaler is not None and (o.target is not None or o.max_replicas is not None):
+            changes["autoscaler"] = _tuned(d.autoscaler, o)
         deps.append(dataclasses.replace(d, **changes))
     unknown = set(scenario.overrides) - {d.name for d in spec.deployments}
     if unknown:

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim.scenario import cluster_for, load_scenario, run_scenario, with_overrides
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -139,3 +141,22 @@ def test_plan_simulate_prints_the_prediction_beside_the_plan() -> None:
     assert result["replicas"] and result["simulation"]["unfinished"] == 0
     summarise = result["simulation"]["deployments"]["summarise"]
     assert summarise["requests"] > 1000 and summarise["cost"] > 0 and 0 <= summarise["slo_attainment"] <= 1
+
+
+def test_a_max_replicas_override_lifts_the_policys_own_ceiling(tmp_path: Path) -> None:
+    """The semi-online playbook allows 4 replicas; a sweep's max_replicas 6 must let the policy use 6 (not
+    only give the simulated fleet 6 slots that the policy never asks for)."""
+    path = scenario(
+        tmp_path,
+        playbook=str(ROOT / "playbooks" / "semi-online-burst.yaml"),
+        duration_s=300,
+        workload={"kind": "poisson", "deployment": "summarise", "rate": 150},
+    )
+    base, workload = load_scenario(path)
+    peaks = {}
+    for cap in (None, 6):
+        sc = base if cap is None else with_overrides(base, {"summarise": {"max_replicas": cap}})
+        policy = cluster_for(sc).deployments[0].autoscaler
+        assert policy is not None and policy().bounds.max_replicas == (cap or 4)
+        peaks[cap] = run_scenario(sc, workload).summary("summarise")["peak_gpus"]
+    assert peaks == {None: 4, 6: 6}
