@@ -5,8 +5,8 @@
    reference, in this one process: simulated requests per wall-second of each, their ratio, and how far
    apart their latency percentiles are.
 2. With `--day`: a day of a 100 req/s service (the shipped day-long scenario, the trace's burstiness under a
-   daily cycle, scaled to a mean of 100 req/s, autoscaled at 64 requests per replica) in the fast mode: wall time against the
-   10-minute target, and peak memory.
+   daily cycle, scaled to a mean of 100 req/s, autoscaled at 64 requests per replica, up to 16 replicas) in
+   the fast mode: wall time against the 10-minute target, and peak memory.
 """
 
 from __future__ import annotations
