@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -248,3 +249,37 @@ def test_unknown_model_exits_1_after_parsing() -> None:
     proc = start(["--flavour", "vllm", "no-such/model", "--port", str(free_port())])
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 1 and "unknown model 'no-such/model'" in err
+
+
+def test_sigterm_ends_the_server_promptly_dropping_requests_in_flight() -> None:
+    """A stop (SIGTERM) must not wait for in-flight generations: the engine loop is gone, so they could
+    never finish, and llmctl's stop would SIGKILL after its grace period instead."""
+    port = free_port()
+    proc = start(vllm_args(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "emulator did not become ready"
+            time.sleep(0.05)
+        body = {"model": "chat", "prompt": "go", "max_tokens": 8000, "stream": True}
+        chunks = 0
+        stream = httpx.stream("POST", url + "/v1/completions", json=body, timeout=10)
+        # The answer is cut off by the server going away (not completed, and not left hanging to time out).
+        with pytest.raises(httpx.RemoteProtocolError), stream as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    chunks += 1
+                    if chunks == 1:
+                        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert 1 <= chunks < 8000
+    finally:
+        if proc.poll() is None:
+            proc.kill()

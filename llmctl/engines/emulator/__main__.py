@@ -16,6 +16,8 @@ from llmctl.engines.emulator.startup import StartupError, cold_start_seconds, pr
 from llmctl.engines.emulator.timing import step_timer
 from llmctl.engines.snapshots import PINNED_VERSIONS
 
+SHUTDOWN_S = 1.0  # after SIGTERM, how long in-flight requests may still write before they are dropped
+
 USAGE = "usage: python -m llmctl.engines.emulator --flavour {vllm,sglang} [ENGINE ARGS ...]"
 HELP = f"""{USAGE}
 
@@ -96,7 +98,12 @@ async def serve(argv: list[str]) -> int:
     engine = Engine(config, step_timer(replica.profile, replica.spec), replica.kv_capacity)
     # Cancel a handler whose client hung up, so its request is aborted and frees its batch slot and KV
     # cache, as both engines do on disconnect.
-    runner = web.AppRunner(EmulatorApp(engine).build(), access_log=None, handler_cancellation=True)
+    # On SIGTERM the engine loop stops, so in-flight requests can never finish: drop them after a moment
+    # (their clients see the connection end, as with a real engine shutting down) instead of aiohttp's
+    # default 60 s wait, which outlasted llmctl's stop grace and ended in a SIGKILL.
+    runner = web.AppRunner(
+        EmulatorApp(engine).build(), access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_S
+    )
     await runner.setup()
     try:
         await web.TCPSite(runner, config.host, config.port).start()
