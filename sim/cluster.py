@@ -29,6 +29,8 @@ import simpy
 
 from llmctl.autoscale import Autoscaler
 from llmctl.autoscale.types import Decision, Observation, Phase, ReplicaView
+from llmctl.autoscale.victims import scale_down_victims
+from sim.backfill import BackfillSpec, recovery
 from sim.outcome import FleetPoint, RequestRecord, Slo, summarise
 from sim.replica import EngineShape, FastReplica, ReplicaModel
 from sim.replica_step import ServiceTime, ServiceTimeReplica, StepReplica
@@ -56,6 +58,7 @@ class DeploymentSim:
     sleep_mode: bool = False
     route: str = "least_outstanding"
     price_per_gpu_hour: float = 0.0
+    backfill: BackfillSpec | None = None  # an offline deployment that borrows the idle spare slots
 
     @property
     def slots(self) -> int:
@@ -95,12 +98,14 @@ class SimResult:
     dropped: dict[str, int]  # aborted by a stop after a drain timed out
     unfinished: int  # still held or running when the simulation gave up
     prices: dict[str, float]
+    backfill: dict[str, dict[str, Any]] = field(default_factory=dict)  # owner -> `Recovery.report`
 
     def summary(self, deployment: str | None = None, slo: Slo = Slo(), bin_s: float = 60.0) -> dict[str, object]:
         """`sim.outcome.summarise` for one deployment, or for the whole fleet at its GPU-weighted price."""
         if deployment is not None:
             recs = [r for r in self.records if r.deployment == deployment]
-            return summarise(recs, self.fleet[deployment], self.end_s, self.prices[deployment], slo, bin_s)
+            out = summarise(recs, self.fleet[deployment], self.end_s, self.prices[deployment], slo, bin_s)
+            return {**out, "backfill": self.backfill[deployment]} if deployment in self.backfill else out
         from sim.outcome import gpu_seconds
 
         weights = {d: gpu_seconds(tl, self.end_s) for d, tl in self.fleet.items()}
@@ -171,11 +176,12 @@ class _Cluster:
         dep.ready = [r for r in dep.replicas if r.phase == "ready"]
         now = self.env.now
         paid = sum(1 for r in dep.replicas if r.phase in PAID_PHASES)
-        point = FleetPoint(now, paid, paid * dep.spec.gpus_per_replica)
+        held = sum(1 for r in dep.replicas if r.phase != "stopped")
+        point = FleetPoint(now, paid, paid * dep.spec.gpus_per_replica, held)
         _append(dep.fleet, point)
         reps = sum(d.fleet[-1].replicas for d in self.deps.values())
         gpus = sum(d.fleet[-1].gpus for d in self.deps.values())
-        _append(self.total, FleetPoint(now, reps, gpus))
+        _append(self.total, FleetPoint(now, reps, gpus, sum(d.fleet[-1].held for d in self.deps.values())))
 
     def _sync(self, dep: _Dep, now: float) -> None:
         for r in dep.replicas:
@@ -274,11 +280,12 @@ class _Cluster:
             r = _Replica(f"{spec.name}-{i}", i, "starting")
             dep.replicas.append(r)
             self.env.process(self._become_ready(dep, r, spec.cold_start_s))
-        victims = sorted(dep.ready, key=lambda r: r.slot, reverse=True)[: d.sleep + d.stop]
-        for i, r in enumerate(victims):
-            r.phase = "draining"
-            r.then = "sleep" if i < d.sleep and spec.sleep_mode else "stop"
-            r.drain_since = now
+        sleepers, stoppers = scale_down_victims([r.slot for r in dep.ready], d.sleep, d.stop)
+        for r in dep.ready:
+            if r.slot in sleepers or r.slot in stoppers:
+                r.phase = "draining"
+                r.then = "sleep" if r.slot in sleepers and spec.sleep_mode else "stop"
+                r.drain_since = now
         dep.replicas.sort(key=lambda r: r.slot)
         self._changed(dep)
 
@@ -362,6 +369,11 @@ def simulate(spec: ClusterSpec, arrivals: Sequence[Arrival], duration_s: float |
         dropped={n: d.dropped for n, d in c.deps.items()},
         unfinished=c.open_requests(),
         prices={n: d.spec.price_per_gpu_hour for n, d in c.deps.items()},
+        backfill={
+            n: recovery(d.fleet, d.spec.slots, d.spec.initial_replicas, bf.cold_start_s, end).report(bf)
+            for n, d in c.deps.items()
+            if (bf := d.spec.backfill) is not None
+        },
     )
 
 
@@ -401,8 +413,17 @@ def cluster_from_plan(
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
     plan, desired = plan_and_desired(playbook, inv)
     hosts = {h.name: h for h in inv.hosts}
+    lenders: dict[str, BackfillSpec] = {}  # owner -> the deployment back-filling its spare slots
+    for dd in desired:
+        borrowed = [r for r in plan.backfill if r.deployment == dd.name]
+        if dd.backfill_for and borrowed:
+            tokens_per_s = borrowed[0].shape.est_tokens_per_s
+            gpus = len(borrowed[0].gpu_indices)
+            lenders[dd.backfill_for] = BackfillSpec(dd.name, dd.cold_start_s, tokens_per_s, gpus)
     out = []
     for dd in desired:
+        if dd.backfill_for:
+            continue  # no traffic of its own: it shows as what its lender's idle slots recover
         replica = next(r for r in plan.replicas if r.deployment == dd.name)
         shape = replica.shape
         profile = make_profile(
@@ -438,6 +459,7 @@ def cluster_from_plan(
                 sleep_mode=dd.sleep_mode,
                 route=dd.route,
                 price_per_gpu_hour=price if price is not None else float("nan"),
+                backfill=lenders.get(dd.name),
             )
         )
     return ClusterSpec(tuple(out), **options)

@@ -195,8 +195,14 @@ def scale_command(
 ) -> None:
     """Pin a deployment to N replicas (manual override of the autoscaler), or hand it back with 'auto'."""
     store = open_store(state)
-    if deployment not in load_desired(store):
+    desired = load_desired(store)
+    if deployment not in desired:
         raise LlmctlError(f"no deployment named {deployment!r} in the state store {store.path}")
+    lender = desired[deployment].backfill_for
+    if lender:
+        raise LlmctlError(
+            f"{deployment} back-fills {lender}'s idle spare slots: its replicas follow {lender}; scale {lender} instead"
+        )
     if replicas_ == "auto":
         n = None
     else:

@@ -56,6 +56,8 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "playbook": plan.playbook,
         "inventory": plan.inventory,
         "replicas": [replica_json(r) for r in plan.replicas],
+        "spares": [replica_json(r) for r in plan.spares],
+        "backfill": [{**replica_json(r), "shares_with": r.shares_with} for r in plan.backfill],
         "warnings": list(plan.warnings),
     }
 
@@ -102,15 +104,24 @@ def show_plan(plan: Plan) -> None:
         "[dim]conc: sequences of the full context that fit the KV cache; tok/s: modelled decode throughput "
         f"with {ESTIMATE_CONTEXT}-token sequences at the largest batch that fits (llmctl perf show)[/]"
     )
+    if plan.spares:
+        spare = ", ".join(f"{r.name} ({r.host}[{','.join(map(str, r.gpu_indices))}])" for r in plan.spares)
+        console.print(f"spare slots for scale-up: {spare}", highlight=False)
+    for r in plan.backfill:
+        console.print(
+            f"back-fill: {r.name} runs on {r.shares_with}'s GPUs ({r.host}[{','.join(map(str, r.gpu_indices))}],"
+            f" port {r.port}) while {r.shares_with} is not running",
+            highlight=False,
+        )
     shown: set[str] = set()
-    for r in plan.replicas:
+    for r in (*plan.replicas, *plan.backfill):
         if r.deployment not in shown:
             shown.add(r.deployment)
             console.print(f"\n[bold]{r.deployment}[/] decisions:")
             for d in r.shape.decisions:
                 console.print(f"  {d.what}: [cyan]{d.choice}[/] [dim]({d.reason})[/]", highlight=False)
     console.print("\n[bold]Commands[/]")
-    for r in plan.replicas:
+    for r in (*plan.replicas, *plan.backfill):
         console.print(f"[dim]# {r.name} on {r.host}[/]", highlight=False)
         console.print(render_command(r.argv, r.env), highlight=False, markup=False, soft_wrap=True)
     for w in plan.warnings:

@@ -122,6 +122,13 @@ def run_command(
             {**per_dep, "fleet": fleet},
         )
     )
+    for owner, bf in result.backfill.items():
+        console.print(
+            f"back-fill: {bf['deployment']} on {owner}'s idle spare slots: {bf['loans']} loan(s),"
+            f" {bf['lent_gpu_hours']:.2f} GPU-h lent, {bf['recovered_gpu_hours']:.2f} GPU-h recovered after cold"
+            f" starts, about {bf['output_tokens'] / 1e6:.1f} M output tokens of offline work",
+            highlight=False,
+        )
     console.print(f"{len(result.decisions)} scaling decision(s); first ones:")
     for t, d in result.decisions[:8]:
         console.print(f"  t={t:8.0f} s  {d.deployment}: {d.reason}", highlight=False)

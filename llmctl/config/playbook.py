@@ -78,6 +78,9 @@ class Placement(Strict):
     gpu_type: str | None = None
     host_group: str | None = None
     hosts: tuple[str, ...] = ()
+    # Back-fill: run on the spare GPUs of this autoscaled deployment while it does not use them, and give
+    # them back (the replica is stopped; a batch job pauses and resumes) as soon as it scales up onto them.
+    backfill_for: str | None = None
 
     @field_validator("gpu_type")
     @classmethod
@@ -183,7 +186,30 @@ def parse_playbook(data: Any, lines: LineMap) -> Playbook:
         if dep.name in seen:
             raise lines.error(("deployments", i, "name"), f"duplicate deployment name {dep.name!r}")
         seen[dep.name] = i
+    for i, dep in enumerate(playbook.deployments):
+        problem = _backfill_problem(playbook, dep)
+        if problem:
+            raise lines.error(("deployments", i, "placement", "backfill_for"), problem)
     return playbook
+
+
+def _backfill_problem(playbook: Playbook, dep: Deployment) -> str | None:
+    target = dep.placement.backfill_for
+    if target is None:
+        return None
+    names = [d.name for d in playbook.deployments]
+    if target == dep.name:
+        return "a deployment cannot back-fill its own GPUs"
+    if target not in names:
+        return f"no deployment named {target!r} in this playbook (have: {', '.join(names)})"
+    host = playbook.deployment(target)
+    if host.placement.backfill_for is not None:
+        return f"{target!r} is itself a back-fill deployment; back-fill the deployment that owns the GPUs"
+    if (host.scaling.max_replicas or 0) <= host.scaling.initial_replicas:
+        return f"{target!r} has no spare replicas to lend (its scaling.max_replicas is not above its initial count)"
+    if dep.workload != "offline":
+        return f"back-fill is for offline work that can pause; this deployment is {dep.workload}"
+    return None
 
 
 def read_playbook(path: str | Path) -> tuple[Playbook, LineMap]:

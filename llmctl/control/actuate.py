@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from llmctl.autoscale import Autoscaler, Bounds, InFlightTarget, StartupCosts
 from llmctl.autoscale.types import Decision, Observation
+from llmctl.autoscale.victims import scale_down_victims
+from llmctl.control.backfill import backfill_moves, borrowers
 from llmctl.control.desired import DesiredDeployment, Slot, load_desired
 from llmctl.control.engine_api import base_url, set_sleeping
 from llmctl.control.rollout import ReplicaOutcome
@@ -38,6 +40,9 @@ class Actuator:
     # -- scaling ------------------------------------------------------------------------------------------
 
     async def scale(self, dep: DesiredDeployment, obs: Observation, now: float) -> None:
+        if dep.backfill_for:
+            await self._backfill(dep)
+            return
         pinned = scale_overrides(self.store).get(dep.name)
         if pinned is None and not dep.scaling.autoscaled:
             await self._fill_initial(dep)
@@ -71,6 +76,14 @@ class Actuator:
             self.overrides[dep.name] = cached
         return cached[1]
 
+    async def _backfill(self, dep: DesiredDeployment) -> None:
+        assert dep.backfill_for is not None
+        starts, stops = backfill_moves(dep, replicas(self.store, dep.backfill_for), replicas(self.store, dep.name))
+        for row, why in stops:
+            await self.c.rollout.stop(row, why)
+        for slot, why in starts:
+            await self.c.rollout.launch(dep.name, slot, why)
+
     async def _fill_initial(self, dep: DesiredDeployment) -> None:
         have = {r.name for r in replicas(self.store, dep.name)}
         for slot in dep.slots[: dep.initial]:
@@ -85,20 +98,21 @@ class Actuator:
             await self.wake(dep, row, "scale up: waking is faster than a cold start")
         taken = {r.name for r in rows}
         free = [s for s in dep.slots if s.name not in taken]
+        lenders = load_desired(self.store).values() if free[: d.start] else ()
         for slot in free[: d.start]:
+            await self.c.rollout.give_back(borrowers(lenders, dep.name, slot.name), f"{dep.name} scales up")
             await self.c.rollout.launch(dep.name, slot, f"scale up to {d.target}")
         if d.start > len(free):
             why = f"wants {d.start} more replica(s), only {len(free)} free slot(s) on the planned GPUs"
             if self.blocked.get(dep.name) != why:
                 self.blocked[dep.name] = why
                 self.c.event(dep.name, "scale-blocked", why)
-        ready = sorted(
-            (r for r in rows if r.phase == "ready"), key=lambda r: _slot_index(dep, r.name), reverse=True
-        )
-        victims = ready[: d.sleep + d.stop]
-        for i, row in enumerate(victims):
-            to_sleep = i < d.sleep and dep.sleep_mode
-            self.drain(row, DRAIN_TO_SLEEP if to_sleep else DRAIN_TO_STOP, f"scale down to {d.target}")
+        # Positions in slot order stand for the slots (a row whose slot left the playbook sorts last).
+        ready = sorted((r for r in rows if r.phase == "ready"), key=lambda r: (_slot_index(dep, r.name), r.name))
+        sleepers, stoppers = scale_down_victims(range(len(ready)), d.sleep, d.stop)
+        for i in sorted([*sleepers, *stoppers], reverse=True):
+            to_sleep = i in sleepers and dep.sleep_mode
+            self.drain(ready[i], DRAIN_TO_SLEEP if to_sleep else DRAIN_TO_STOP, f"scale down to {d.target}")
 
     # -- drain, sleep, wake -------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class Slot:
     env: dict[str, str]
     spec_hash: str
     engine: str  # vllm | sglang | emulated
+    shares_with: str = ""  # back-fill: the other deployment's slot whose GPUs these are
 
     @classmethod
     def of(cls, r: PlannedReplica) -> Slot:
@@ -62,6 +63,7 @@ class Slot:
             dict(r.env),
             spec_hash(r),
             r.shape.engine,
+            r.shares_with,
         )
 
 
@@ -96,6 +98,8 @@ class DesiredDeployment:
     slots: tuple[Slot, ...] = field(default_factory=tuple)
     # The playbook's latency targets, {ttft_ms: {p50, p99}, itl_ms: {p50, p99}}: shown against measurements.
     targets: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    # Back-fill: the deployment whose idle spare slots this one runs on (each slot's `shares_with`).
+    backfill_for: str | None = None
 
     def slot(self, name: str) -> Slot | None:
         return next((s for s in self.slots if s.name == name), None)
@@ -139,8 +143,8 @@ def desired_from_plan(playbook: Playbook, plan: Plan) -> list[DesiredDeployment]
     out = []
     for dep in playbook.deployments:
         initial = [r for r in plan.replicas if r.deployment == dep.name]
-        spares = [r for r in plan.spares if r.deployment == dep.name]
-        if initial:
+        spares = [r for r in (*plan.spares, *plan.backfill) if r.deployment == dep.name]
+        if initial or spares:
             out.append(_desired(dep, initial, spares))
     return out
 
@@ -148,7 +152,7 @@ def desired_from_plan(playbook: Playbook, plan: Plan) -> list[DesiredDeployment]
 def _desired(
     dep: Deployment, initial: list[PlannedReplica], spares: list[PlannedReplica]
 ) -> DesiredDeployment:
-    shape = initial[0].shape
+    shape = (initial or spares)[0].shape
     profile = make_profile(
         shape.flavour,
         shape.model,
@@ -191,6 +195,7 @@ def _desired(
         initial=len(initial),
         slots=tuple(Slot.of(r) for r in [*initial, *spares]),
         targets=dep.targets.model_dump(),
+        backfill_for=dep.placement.backfill_for,
     )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +65,7 @@ def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
             d.replace.append((old, r))
         else:
             d.keep.append(old)
-    for r in plan.spares:
+    for r in (*plan.spares, *plan.backfill):
         old = by_name.get(r.name)
         if old is None:
             continue
@@ -73,7 +73,7 @@ def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
             d.replace.append((old, r))
         else:
             d.keep.append(old)
-    planned = {r.name for r in (*plan.replicas, *plan.spares)}
+    planned = {r.name for r in (*plan.replicas, *plan.spares, *plan.backfill)}
     d.stop = [r for r in current if r.name not in planned]
     return d
 
@@ -235,6 +235,11 @@ class Rollout:
         taken = {r.name for r in replicas(self.store)}
         return next((r for r in plan.spares if r.deployment == deployment and r.name not in taken), None)
 
+    async def give_back(self, borrowers: Collection[str], why: str) -> list[ReplicaOutcome]:
+        """Stop the back-fill replicas running on a slot's GPUs before the slot's owner starts there."""
+        rows = [r for r in replicas(self.store) if r.name in borrowers and r.phase != "stopping"]
+        return [await self.stop(r, f"gives its GPUs back: {why}") for r in rows]
+
     def _halt(self, deployment: str, left: list[str], why: str) -> None:
         if left:
             self._event(deployment, "rollout-halted", f"{why}; kept {', '.join(left)} on the old spec")
@@ -254,6 +259,8 @@ class Rollout:
         for i, (old, new) in enumerate(d.replace):
             surge = self._free_spare(plan, new.deployment)
             if surge is not None:
+                borrowers = {b.name for b in plan.backfill if b.shares_with == surge.name}
+                outcomes += await self.give_back(borrowers, f"{surge.name} surges while {old.name} is replaced")
                 extra = await self.start(
                     surge.deployment, Slot.of(surge), f"surge while {old.name} is replaced"
                 )

@@ -90,6 +90,8 @@ def plan_playbook(
     replicas: list[PlannedReplica] = []
     warnings: list[str] = []
     for d_index, dep in enumerate(playbook.deployments):
+        if dep.placement.backfill_for:
+            continue  # it owns no GPUs: its slots are planned on another deployment's spares below
         model = models[dep.model]
         place = dep.placement
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
@@ -104,7 +106,7 @@ def plan_playbook(
     spares: list[PlannedReplica] = []
     for d_index, dep in enumerate(playbook.deployments):
         want = (dep.scaling.max_replicas or 0) - dep.scaling.initial_replicas
-        if want <= 0:
+        if want <= 0 or dep.placement.backfill_for:
             continue
         place = dep.placement
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
@@ -126,13 +128,54 @@ def plan_playbook(
                 f"{dep.name}: room for {placed} more replica(s) on free GPUs, max_replicas asks {want}"
                 " more; scale-up will stop early unless GPUs free up"
             )
+    backfill: list[PlannedReplica] = []
+    for d_index, dep in enumerate(playbook.deployments):
+        if dep.placement.backfill_for:
+            lent = [s for s in spares if s.deployment == dep.placement.backfill_for]
+            if not lent:
+                warnings.append(
+                    f"{dep.name}: back-fills {dep.placement.backfill_for}'s spare GPUs, but no spare replica of it"
+                    " could be placed; it will not run"
+                )
+            for i, spare in enumerate(lent):
+                backfill.append(
+                    _backfill_one(dep, d_index, i, spare, models[dep.model], states, flagspecs, lines, playbook.file)
+                )
     return Plan(
         playbook=playbook.file,
         inventory=inventory.file,
         replicas=tuple(replicas),
         warnings=tuple(warnings),
         spares=tuple(spares),
+        backfill=tuple(backfill),
     )
+
+
+def _backfill_one(
+    dep: Deployment,
+    d_index: int,
+    r_index: int,
+    spare: PlannedReplica,
+    model: Model,
+    states: list[HostState],
+    flagspecs: FlagSpecs,
+    lines: LineMap | None,
+    file: str,
+) -> PlannedReplica:
+    """A replica of `dep` on the GPUs of another deployment's spare slot, shaped for that slot's GPUs."""
+    state = next(st for st in states if st.host.name == spare.host)
+    gpu = next(g.gpu for g in state.slots if g.index == spare.gpu_indices[0])
+    where = ("deployments", d_index, "placement", "backfill_for")
+    try:
+        shape = shape_replica(dep, model, gpu, len(spare.gpu_indices))
+    except DoesNotFit as exc:
+        problem = f"does not fit on {spare.name}'s {len(spare.gpu_indices)} GPU(s): {exc}"
+        raise _error(lines, file, where, problem) from None
+    port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
+    return _replica(
+        dep, d_index, r_index, shape, state, spare.gpu_indices[: shape.tp], port, flagspecs, lines, file,
+        shares_with=spare.name,
+    )  # fmt: skip
 
 
 def _place_one(
@@ -164,31 +207,7 @@ def _place_one(
             full.append(f"{state.host.name}: {len(state.free(gpu.name))} of {total} {gpu.name} free")
             continue
         port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
-        spec = flagspecs[(shape.flavour, shape.engine_version)]
-        try:
-            argv = _argv(dep, shape, state, port, spec)
-        except DoesNotFit as exc:
-            raise _error(
-                lines,
-                file,
-                ("deployments", d_index, "engine_args"),
-                f"invalid for {shape.flavour} {shape.engine_version}: {exc}",
-            ) from None
-        _check_flags(dep, d_index, shape, argv, spec, lines, file)
-        env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **ENGINES[shape.flavour].env(shape)}
-        if shape.engine == "emulated":
-            env.update(emulated.env(shape.gpu_type))
-        return PlannedReplica(
-            deployment=dep.name,
-            index=r_index,
-            host=state.host.name,
-            address=state.host.address,
-            gpu_indices=gpus,
-            port=port,
-            shape=shape,
-            argv=argv,
-            env=env,
-        )
+        return _replica(dep, d_index, r_index, shape, state, gpus, port, flagspecs, lines, file)
     if misfits and not full:
         raise PlanError(misfits[0] if len(set(misfits)) == 1 else "\n".join(dict.fromkeys(misfits)))
     tp = max((s.tp for s in shapes.values()), default=1)
@@ -196,6 +215,47 @@ def _place_one(
         f"deployment {dep.name!r}: no room for replica {r_index} ({tp} GPU(s) on one host); "
         + ("; ".join(full) if full else "no matching GPUs")
         + f". Lower scaling.min_replicas or add hosts ({file})"
+    )
+
+
+def _replica(
+    dep: Deployment,
+    d_index: int,
+    r_index: int,
+    shape: Shape,
+    state: HostState,
+    gpus: tuple[int, ...],
+    port: int,
+    flagspecs: FlagSpecs,
+    lines: LineMap | None,
+    file: str,
+    shares_with: str = "",
+) -> PlannedReplica:
+    spec = flagspecs[(shape.flavour, shape.engine_version)]
+    try:
+        argv = _argv(dep, shape, state, port, spec)
+    except DoesNotFit as exc:
+        raise _error(
+            lines,
+            file,
+            ("deployments", d_index, "engine_args"),
+            f"invalid for {shape.flavour} {shape.engine_version}: {exc}",
+        ) from None
+    _check_flags(dep, d_index, shape, argv, spec, lines, file)
+    env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **ENGINES[shape.flavour].env(shape)}
+    if shape.engine == "emulated":
+        env.update(emulated.env(shape.gpu_type))
+    return PlannedReplica(
+        deployment=dep.name,
+        index=r_index,
+        host=state.host.name,
+        address=state.host.address,
+        gpu_indices=gpus,
+        port=port,
+        shape=shape,
+        argv=argv,
+        env=env,
+        shares_with=shares_with,
     )
 
 

@@ -58,6 +58,7 @@ class PlannedReplica:
     shape: Shape
     argv: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    shares_with: str = ""  # back-fill: the spare replica slot whose GPUs this one borrows while it is idle
 
     @property
     def name(self) -> str:
@@ -85,3 +86,6 @@ class Plan:
     # Slots for scale-up beyond the initial replicas, placed on the GPUs left after every deployment's
     # initial replicas: the controller starts these (in order) when the autoscaler asks for more.
     spares: tuple[PlannedReplica, ...] = ()
+    # Back-fill slots: one per spare of the deployment named in `placement.backfill_for`, on its GPUs (the
+    # one exception to "no GPU is given twice": the controller never runs both at once).
+    backfill: tuple[PlannedReplica, ...] = ()

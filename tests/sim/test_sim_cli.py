@@ -53,7 +53,7 @@ def scenario(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["semi-online-burst", "online-chat", "offline-batch"])
+@pytest.mark.parametrize("name", ["semi-online-burst", "semi-online-backfill", "online-chat", "offline-batch"])
 def test_shipped_scenarios_run_and_report(name: str, tmp_path: Path) -> None:
     out = llmctl(
         "sim", "run", str(ROOT / "sim" / "scenarios" / f"{name}.yaml"), "--json", "--charts", str(tmp_path)
@@ -69,6 +69,9 @@ def test_shipped_scenarios_run_and_report(name: str, tmp_path: Path) -> None:
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     if name != "offline-batch":  # the offline fleet is fixed; the others scale and say why
         assert report["decisions"] and all(" -> scale " in d["reason"] for d in report["decisions"])
+    if name == "semi-online-backfill":
+        backfill = report["deployments"]["summarise"]["backfill"]
+        assert backfill["deployment"] == "enrich" and backfill["recovered_gpu_hours"] > 0
 
 
 def test_sweep_answers_with_the_cheapest_setting_meeting_the_slo(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def flag_value(argv: list[str], flag: str) -> str:
 def test_every_shipped_example_plans_to_valid_command_lines(playbook: str, inventory: str) -> None:
     plan = plan_files(ROOT / "playbooks" / playbook, ROOT / "inventory" / inventory)
     assert plan.replicas
-    for r in plan.replicas:
+    for r in (*plan.replicas, *plan.spares, *plan.backfill):
         spec = load_flagspec(r.shape.flavour, r.shape.engine_version)
         assert spec.validate(engine_args(r)) == [], r.name
         assert r.env["CUDA_VISIBLE_DEVICES"] == ",".join(map(str, r.gpu_indices))
