@@ -133,3 +133,24 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(fl
             running.add(subject)
         else:
             running.discard(subject)
+
+
+def test_a_rolling_replace_takes_the_borrowed_slot_back_for_its_surge(fleet: LocalFleet) -> None:
+    pb = playbook(fleet.tmp / "pb.yaml")
+    fleet.apply(pb)
+    fleet.start_controller()
+    wait_for("enrich-0 ready", lambda: fleet.rows().get("enrich-0", None) and fleet.rows()["enrich-0"].phase == "ready")
+    fleet.stop_controller()  # the apply below runs alone: what it does is its own doing
+    changed = yaml.safe_load(pb.read_text())
+    changed["deployments"][0]["engine_args"] = {"--max-num-seqs": 128}
+    pb.write_text(yaml.safe_dump(changed))
+    before = time.time()
+    fleet.apply(pb)
+    given_back = fleet.event("enrich-0", "stopped", before)
+    surge = fleet.event("burst-1", "started", before)
+    assert given_back is not None and "burst-1 surges while burst-0 is replaced" in given_back.reason
+    assert surge is not None and given_back.at <= surge.at
+    # The surge went once burst-0 was replaced; the slot is idle, so a controller lends it again.
+    assert fleet.event("burst-1", "stopped", surge.at) is not None
+    fleet.start_controller()
+    wait_for("enrich-0 lent again", lambda: fleet.event("enrich-0", "started", before))
