@@ -331,10 +331,19 @@ def _append(timeline: list[FleetPoint], p: FleetPoint) -> None:
         timeline.append(p)
 
 
-def simulate(spec: ClusterSpec, arrivals: Sequence[Arrival], duration_s: float | None = None) -> SimResult:
+PROGRESS_STEPS = 100  # a progress callback hears of the simulated time this often over the workload
+
+
+def simulate(
+    spec: ClusterSpec,
+    arrivals: Sequence[Arrival],
+    duration_s: float | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> SimResult:
     """Run the fleet over `arrivals` (sorted by time; a deployment of "" goes to the only deployment).
     The workload ends at `duration_s` (default: the last arrival); the run goes on, controller included,
-    until every request has finished or `finish_within_s` more has passed."""
+    until every request has finished or `finish_within_s` more has passed. `progress` is called with the
+    fraction of the workload's time simulated so far (0..1), PROGRESS_STEPS times."""
     end = duration_s if duration_s is not None else (arrivals[-1].t_s if arrivals else 0.0)
     env = simpy.Environment()
     c = _Cluster(spec, env)
@@ -342,7 +351,13 @@ def simulate(spec: ClusterSpec, arrivals: Sequence[Arrival], duration_s: float |
     env.process(c.controller())
     if spec.sample_interval_s:
         env.process(c.sampler(spec.sample_interval_s))
-    env.run(until=end if end > 0 else 1e-9)
+    if progress is None or end <= 0:
+        env.run(until=end if end > 0 else 1e-9)
+    else:
+        # Running to intermediate times changes nothing: SimPy processes the same events in the same order.
+        for i in range(1, PROGRESS_STEPS + 1):
+            env.run(until=end * i / PROGRESS_STEPS)
+            progress(i / PROGRESS_STEPS)
     limit = end + spec.finish_within_s
     step = max(spec.scrape_interval_s, 1.0)
     while env.now < limit:

@@ -141,8 +141,11 @@ def arrivals_for(scenario: Scenario, workload: WorkloadSpec) -> list[Arrival]:
     return generate(workload, scenario.duration_s, scenario.seed, scenario.base_dir)
 
 
-def run_scenario(scenario: Scenario, workload: WorkloadSpec) -> SimResult:
-    return simulate(cluster_for(scenario), arrivals_for(scenario, workload), scenario.duration_s)
+def run_scenario(
+    scenario: Scenario, workload: WorkloadSpec, progress: Callable[[float], None] | None = None
+) -> SimResult:
+    """Plan, generate the arrivals and simulate; `progress` hears the fraction of simulated time done."""
+    return simulate(cluster_for(scenario), arrivals_for(scenario, workload), scenario.duration_s, progress)
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> Scenario:

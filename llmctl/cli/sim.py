@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from llmctl.cli.output import console, print_json
@@ -83,12 +90,16 @@ def run_command(
     if seed is not None:
         s = s.model_copy(update={"seed": seed})
     started = time.perf_counter()
-    with (
-        console.status(f"simulating {s.duration_s:g} s of traffic ({s.mode} mode)", spinner="dots")
-        if not as_json
-        else _null()
-    ):
-        result = run_scenario(s, workload)
+    with Progress(
+        TextColumn(f"[bold]simulating {s.duration_s:g} s of traffic ({s.mode} mode)[/]"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("simulated time", total=1.0)
+        result = run_scenario(s, workload, lambda done: bar.update(task, completed=done))
     wall = time.perf_counter() - started
     slo = s.slo.slo()
     per_dep = {name: result.summary(name, slo) for name in result.fleet}
@@ -208,11 +219,3 @@ def sweep_command(
     console.print(table)
     if best is None:
         raise LlmctlError(f"no setting meets the SLO for {min_attainment:.0%} of requests")
-
-
-class _null:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

@@ -35,10 +35,11 @@ def run_scenario(path: Path, progress_cb: ProgressCallback) -> SimSummary:
         from sim.scenario import run_scenario as simulate_scenario
     except ImportError as exc:
         raise SimulatorUnavailable(f"simulator not available: {exc}") from None
-    progress_cb(0.05)
+    progress_cb(0.0)
     scenario, workload = load_scenario(path)
-    result = simulate_scenario(scenario, workload)
-    progress_cb(0.95)
+    # Planning and generating arrivals take the first 5%, the simulated time the next 90%.
+    progress_cb(0.05)
+    result = simulate_scenario(scenario, workload, lambda done: progress_cb(0.05 + 0.9 * done))
     summary = dict(result.summary(None, scenario.slo.slo()))
     bin_s = max(1.0, result.end_s / 60)
     summary["series"] = {

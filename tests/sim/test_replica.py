@@ -10,7 +10,7 @@ import pytest
 
 from llmctl.perf.profile import make_profile
 from llmctl.perf.step_time import step_model
-from sim.cluster import ClusterSpec, DeploymentSim, simulate
+from sim.cluster import PROGRESS_STEPS, ClusterSpec, DeploymentSim, simulate
 from sim.outcome import RequestRecord
 from sim.replica import EngineShape, FastReplica, ReplicaModel
 from sim.replica_step import StepReplica
@@ -92,3 +92,12 @@ def test_fast_mode_matches_step_mode_on_an_azure_trace_replay() -> None:
         f = np.percentile([getattr(r, attr) for r in runs["fast"].records], [50, 99])
         s = np.percentile([getattr(r, attr) for r in runs["step"].records], [50, 99])
         assert f == pytest.approx(s, rel=0.02), attr
+
+
+def test_progress_reports_leave_the_run_unchanged() -> None:
+    arrivals = _workload(4, 600, 10.0)
+    spec = ClusterSpec((DeploymentSim("chat", engine=_shape(), initial_replicas=2),), sample_interval_s=1.0)
+    seen: list[float] = []
+    quiet, reported = simulate(spec, arrivals), simulate(spec, arrivals, progress=seen.append)
+    assert reported.records == quiet.records and reported.samples == quiet.samples
+    assert len(seen) == PROGRESS_STEPS and seen == sorted(seen) and seen[-1] == 1.0
