@@ -50,6 +50,26 @@ class Targets(Strict):
     itl_ms: Percentiles = Percentiles()
 
 
+class ScheduleStep(Strict):
+    """From `at` (UTC, "HH:MM", daily) on, run `replicas` until the next step."""
+
+    at: str
+    replicas: int = Field(ge=0, le=1024)
+
+    @field_validator("at")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+        if not m:
+            raise ValueError(f"{value!r} is not a time of day as HH:MM (00:00 to 23:59, UTC)")
+        return f"{int(m.group(1)):02d}:{m.group(2)}"
+
+    @property
+    def seconds(self) -> float:
+        hours, minutes = self.at.split(":")
+        return int(hours) * 3600.0 + int(minutes) * 60.0
+
+
 class Scaling(Strict):
     min_replicas: int = Field(default=1, ge=0, le=1024)
     max_replicas: int | None = Field(default=None, ge=1, le=1024)
@@ -59,6 +79,8 @@ class Scaling(Strict):
     # Scale down only to the largest replica count wished for in this window: a burst that returns within
     # it finds its replicas still up.
     down_window_s: float = Field(default=60, ge=0)
+    # signal: schedule: replica counts by time of day (UTC), repeating daily.
+    schedule: tuple[ScheduleStep, ...] = ()
 
     @model_validator(mode="after")
     def _bounds(self) -> Scaling:
@@ -66,6 +88,20 @@ class Scaling(Strict):
             raise ValueError(
                 f"max_replicas ({self.max_replicas}) is below min_replicas ({self.min_replicas})"
             )
+        if self.signal == "schedule" and not self.schedule:
+            raise ValueError("signal schedule needs a schedule: [{at: 'HH:MM', replicas: N}, ...]")
+        if self.schedule and self.signal != "schedule":
+            raise ValueError(f"a schedule is only read with signal: schedule (this one is {self.signal})")
+        times = [step.at for step in self.schedule]
+        if len(set(times)) != len(times):
+            raise ValueError(f"schedule: two steps at the same time ({', '.join(times)})")
+        top = self.max_replicas if self.max_replicas is not None else max(self.min_replicas, 1)
+        for step in self.schedule:
+            if not self.min_replicas <= step.replicas <= top:
+                raise ValueError(
+                    f"schedule at {step.at} asks {step.replicas} replicas, outside min_replicas..max_replicas"
+                    f" ({self.min_replicas}..{top})"
+                )
         return self
 
     @property

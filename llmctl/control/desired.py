@@ -18,6 +18,7 @@ from llmctl.autoscale import (
     Bounds,
     InFlightTarget,
     QueueDepth,
+    Schedule,
     Signal,
     StartupCosts,
     TtftSlo,
@@ -77,6 +78,7 @@ class ScalingSpec:
     ttft_target_s: float | None = None
     warm_pool: int = 0  # replicas kept asleep instead of stopped on scale-down (sleep-capable engines)
     down_window_s: float = 60.0
+    schedule: tuple[tuple[float, int], ...] = ()  # (seconds after 00:00 UTC, replicas), sorted; signal schedule
 
     @property
     def autoscaled(self) -> bool:
@@ -109,6 +111,8 @@ class DesiredDeployment:
         signal: Signal
         if s.signal == "ttft_slo" and s.ttft_target_s:
             signal = TtftSlo(s.ttft_target_s)
+        elif s.signal == "schedule" and s.schedule:
+            signal = Schedule(s.schedule)
         elif s.signal == "queue_depth":
             signal = QueueDepth(s.target, per_replica=int(s.target))
         else:
@@ -131,7 +135,11 @@ class DesiredDeployment:
             slots = tuple(
                 Slot(**{**s, "gpus": tuple(s["gpus"]), "argv": tuple(s["argv"])}) for s in data["slots"]
             )
-            return cls(**{**data, "name": name, "scaling": ScalingSpec(**data["scaling"]), "slots": slots})
+            scaling = data["scaling"]
+            schedule = tuple((float(t), int(n)) for t, n in scaling.get("schedule", ()))
+            return cls(
+                **{**data, "name": name, "scaling": ScalingSpec(**{**scaling, "schedule": schedule}), "slots": slots}
+            )
         except (KeyError, TypeError) as exc:
             raise LlmctlError(
                 f"deployment {name!r} in the state store was written by another llmctl version ({exc}); "
@@ -167,11 +175,6 @@ def _desired(
     ttft_ms = dep.targets.ttft_ms.p99 or dep.targets.ttft_ms.p50
     if sc.signal == "ttft_slo" and not ttft_ms:
         raise LlmctlError(f"deployment {dep.name!r}: scaling.signal ttft_slo needs targets.ttft_ms (p50 or p99)")
-    if sc.signal == "schedule":
-        raise LlmctlError(
-            f"deployment {dep.name!r}: scaling.signal schedule is not configurable from a playbook yet; "
-            "use in_flight, queue_depth or ttft_slo"
-        )
     scaling = ScalingSpec(
         min_replicas=sc.min_replicas,
         max_replicas=sc.max_replicas or sc.initial_replicas,
@@ -181,6 +184,7 @@ def _desired(
         ttft_target_s=ttft_ms / 1000 if ttft_ms else None,
         warm_pool=1 if shape.sleep_mode and sc.min_replicas == 0 else 0,
         down_window_s=sc.down_window_s,
+        schedule=tuple(sorted((step.seconds, step.replicas) for step in sc.schedule)),
     )
     return DesiredDeployment(
         name=dep.name,
