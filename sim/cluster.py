@@ -11,8 +11,8 @@ that scrapes them, asks the autoscaler and carries its decisions out, like the l
 - Replica models are lazy (`sim.replica`): they are brought up to date only when the gateway routes, the
   controller scrapes, or a sampler looks, so a request costs a few Python calls, not an event per token.
 
-`simulate(spec, arrivals, duration_s)` is the entry point; `cluster_from_plan` builds a `ClusterSpec` from a
-playbook and an inventory through the planner; `drive_policy` runs one policy over a scripted observation
+`simulate(spec, arrivals, duration_s)` is the entry point (`sim.from_plan` builds its `ClusterSpec` from a
+playbook and an inventory through the planner); `drive_policy` runs one policy over a scripted observation
 sequence in SimPy (the simulator's half of the one-policy-two-drivers check).
 """
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -411,81 +410,11 @@ def drive_policy(
     return out
 
 
-# --- from a playbook ------------------------------------------------------------------------------------------
-def cluster_from_plan(
-    playbook: str | Path, inventory: str | Path, **options: Any
-) -> ClusterSpec:
-    """A ClusterSpec for a playbook planned on an inventory: each deployment's replica shape (engine, model,
-    GPU, TP, FP8, EAGLE-3, KV capacity, scheduler limits) from the planner, its policy, cold-start and wake
-    times from its desired state, the GPU price from the inventory. `options` go to ClusterSpec."""
-    from llmctl.catalog.models import find_model
-    from llmctl.config.inventory import Inventory, load_inventory
-    from llmctl.engines.emulator.timing import step_timer
-    from llmctl.perf.profile import make_profile
-    from llmctl.perf.speculative import SpecConfig
-    from llmctl.planning import plan_and_desired
-
-    inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
-    plan, desired = plan_and_desired(playbook, inv)
-    hosts = {h.name: h for h in inv.hosts}
-    lenders: dict[str, BackfillSpec] = {}  # owner -> the deployment back-filling its spare slots
-    for dd in desired:
-        borrowed = [r for r in plan.backfill if r.deployment == dd.name]
-        if dd.backfill_for and borrowed:
-            tokens_per_s = borrowed[0].shape.est_tokens_per_s
-            gpus = len(borrowed[0].gpu_indices)
-            lenders[dd.backfill_for] = BackfillSpec(dd.name, dd.cold_start_s, tokens_per_s, gpus)
-    out = []
-    for dd in desired:
-        if dd.backfill_for:
-            continue  # no traffic of its own: it shows as what its lender's idle slots recover
-        replica = next(r for r in plan.replicas if r.deployment == dd.name)
-        shape = replica.shape
-        profile = make_profile(
-            shape.flavour,
-            shape.model,
-            shape.gpu_type,
-            "fp8" if shape.quantization == "fp8" else "bf16",
-            shape.tp,
-            kv_dtype=shape.kv_cache_dtype,
-            memory_fraction=shape.memory_fraction,
-            max_batched_tokens=shape.max_batched_tokens,
-        )
-        model = find_model(shape.model)
-        draft = model.eagle3_draft_params if (shape.speculative_draft and model) else 0.0
-        engine = EngineShape(
-            step_timer(profile, SpecConfig(draft_params=draft) if draft else None),
-            shape.kv_capacity_tokens,
-            shape.max_num_seqs,
-            shape.max_batched_tokens,
-            shape.max_context,
-        )
-        price = hosts[replica.host].gpu_price if replica.host in hosts else None
-        out.append(
-            DeploymentSim(
-                name=dd.name,
-                engine=engine,
-                gpus_per_replica=len(replica.gpu_indices) or shape.tp,
-                initial_replicas=dd.initial,
-                max_replicas=len(dd.slots),
-                autoscaler=dd.autoscaler if dd.scaling.autoscaled else None,
-                cold_start_s=dd.cold_start_s,
-                wake_s=dd.wake_s,
-                sleep_mode=dd.sleep_mode,
-                route=dd.route,
-                price_per_gpu_hour=price if price is not None else float("nan"),
-                backfill=lenders.get(dd.name),
-            )
-        )
-    return ClusterSpec(tuple(out), **options)
-
-
 __all__ = [
     "ClusterSpec",
     "DeploymentSim",
     "Sample",
     "SimResult",
-    "cluster_from_plan",
     "drive_policy",
     "simulate",
 ]

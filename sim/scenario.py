@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmctl.autoscale import Autoscaler
 from llmctl.config.source import LineMap, load_yaml, validate
 from llmctl.errors import ConfigError
-from sim.cluster import ClusterSpec, SimResult, cluster_from_plan, simulate
+from sim.cluster import ClusterSpec, SimResult, simulate
+from sim.from_plan import cluster_from_plan
 from sim.outcome import Slo
 from sim.workload import Arrival, WorkloadSpec, generate, parse_workload
 

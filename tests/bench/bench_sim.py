@@ -23,7 +23,8 @@ from typing import TypeVar
 import numpy as np
 from rich.console import Console
 
-from sim.cluster import SimResult, cluster_from_plan, simulate
+from sim.cluster import SimResult, simulate
+from sim.from_plan import cluster_from_plan
 from sim.scenario import arrivals_for, cluster_for, load_scenario, with_overrides
 from sim.workload import load_azure, to_arrivals
 

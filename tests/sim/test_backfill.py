@@ -10,7 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.backfill import recovery
-from sim.cluster import cluster_from_plan, simulate
+from sim.cluster import simulate
+from sim.from_plan import cluster_from_plan
 from sim.outcome import FleetPoint
 from sim.workload import generate, parse_workload
 
