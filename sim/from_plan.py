@@ -20,8 +20,8 @@ def cluster_from_plan(
     from llmctl.catalog.models import find_model
     from llmctl.config.inventory import Inventory, load_inventory
     from llmctl.engines.emulator.timing import step_timer
-    from llmctl.perf.profile import make_profile
     from llmctl.perf.speculative import SpecConfig
+    from llmctl.planner.shape import shape_profile
     from llmctl.planning import plan_and_desired
 
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
@@ -40,16 +40,7 @@ def cluster_from_plan(
             continue  # no traffic of its own: it shows as what its lender's idle slots recover
         replica = next(r for r in plan.replicas if r.deployment == dd.name)
         shape = replica.shape
-        profile = make_profile(
-            shape.flavour,
-            shape.model,
-            shape.gpu_type,
-            "fp8" if shape.quantization == "fp8" else "bf16",
-            shape.tp,
-            kv_dtype=shape.kv_cache_dtype,
-            memory_fraction=shape.memory_fraction,
-            max_batched_tokens=shape.max_batched_tokens,
-        )
+        profile = shape_profile(shape)
         model = find_model(shape.model)
         draft = model.eagle3_draft_params if (shape.speculative_draft and model) else 0.0
         engine = EngineShape(

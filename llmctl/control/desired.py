@@ -26,8 +26,8 @@ from llmctl.autoscale import (
 from llmctl.config.playbook import Deployment, Playbook
 from llmctl.errors import LlmctlError
 from llmctl.perf.cold_start import cold_start_time, wake_time
-from llmctl.perf.profile import make_profile
 from llmctl.planner import Plan, PlannedReplica
+from llmctl.planner.shape import shape_profile
 from llmctl.state.records import deployments, put_deployment
 from llmctl.state.store import Store
 
@@ -161,16 +161,7 @@ def _desired(
     dep: Deployment, initial: list[PlannedReplica], spares: list[PlannedReplica]
 ) -> DesiredDeployment:
     shape = (initial or spares)[0].shape
-    profile = make_profile(
-        shape.flavour,
-        shape.model,
-        shape.gpu_type,
-        "fp8" if shape.quantization == "fp8" else "bf16",
-        shape.tp,
-        kv_dtype=shape.kv_cache_dtype,
-        memory_fraction=shape.memory_fraction,
-        max_batched_tokens=shape.max_batched_tokens,
-    )
+    profile = shape_profile(shape)
     sc = dep.scaling
     ttft_ms = dep.targets.ttft_ms.p99 or dep.targets.ttft_ms.p50
     if sc.signal == "ttft_slo" and not ttft_ms:

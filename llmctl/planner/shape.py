@@ -11,7 +11,7 @@ from llmctl.config.playbook import Deployment
 from llmctl.engines import sglang, vllm
 from llmctl.perf.capacity import max_throughput
 from llmctl.perf.memory import MemoryFit, memory_fit
-from llmctl.perf.profile import make_profile
+from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import SpecConfig
 from llmctl.planner.presets import PRESETS
 from llmctl.planner.types import Decision, Shape
@@ -294,3 +294,17 @@ def _explain(
         )
     )
     return "\n".join(lines)
+
+
+def shape_profile(shape: Shape) -> Profile:
+    """The performance-model profile of a planned replica shape (for cold-start, wake-up and step times)."""
+    return make_profile(
+        shape.flavour,
+        shape.model,
+        shape.gpu_type,
+        "fp8" if shape.quantization == "fp8" else "bf16",
+        shape.tp,
+        kv_dtype=shape.kv_cache_dtype,
+        memory_fraction=shape.memory_fraction,
+        max_batched_tokens=shape.max_batched_tokens,
+    )

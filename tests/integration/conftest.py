@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from llmctl.testing.local_fleet import LocalFleet
 from llmctl.testing.sshd_hosts import SshdHosts, available, start_hosts
 
 H100 = "NVIDIA H100 80GB HBM3"
@@ -33,3 +35,14 @@ def ssh_hosts() -> Iterator[SshdHosts]:
         yield hosts
     finally:
         hosts.close()
+
+
+@pytest.fixture
+def scaling_fleet(tmp_path: Path) -> Iterator[LocalFleet]:
+    """A local fleet fast enough to watch scaling: emulated time x0.05, a controller tick every 0.5 s."""
+    f = LocalFleet(tmp_path, time_scale=0.05)
+    f.interval_s = 0.5
+    yield f
+    if f.controller is not None:
+        f.stop_controller()
+    f.llmctl("stop", "--all", "-i", str(f.inventory))

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -19,16 +17,6 @@ pytestmark = pytest.mark.slow
 
 BURST_S = 6.0
 WORKERS = 16
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[LocalFleet]:
-    f = LocalFleet(tmp_path, time_scale=0.05)
-    f.interval_s = 0.5
-    yield f
-    if f.controller is not None:
-        f.stop_controller()
-    f.llmctl("stop", "--all", "-i", str(f.inventory))
 
 
 async def burst(port: int, seconds: float) -> list[tuple[int, int]]:
@@ -52,9 +40,9 @@ async def burst(port: int, seconds: float) -> list[tuple[int, int]]:
     return results
 
 
-def test_a_burst_scales_up_from_zero_and_back_down_with_reasons(fleet: LocalFleet) -> None:
-    fleet.apply(
-        fleet.playbook(
+def test_a_burst_scales_up_from_zero_and_back_down_with_reasons(scaling_fleet: LocalFleet) -> None:
+    scaling_fleet.apply(
+        scaling_fleet.playbook(
             name="burst",
             workload="semi-online",
             scaling={
@@ -67,57 +55,57 @@ def test_a_burst_scales_up_from_zero_and_back_down_with_reasons(fleet: LocalFlee
             },
         )
     )
-    fleet.start_controller()
+    scaling_fleet.start_controller()
     # Idle: down to zero, the replica kept asleep as the warm pool.
-    wait_for("burst-0 asleep", lambda: fleet.event("burst-0", "slept"), timeout=30)
-    to_zero = [e for e in fleet.events() if e.kind == "scale" and "scale 1 to 0" in e.reason]
+    wait_for("burst-0 asleep", lambda: scaling_fleet.event("burst-0", "slept"), timeout=30)
+    to_zero = [e for e in scaling_fleet.events() if e.kind == "scale" and "scale 1 to 0" in e.reason]
     assert to_zero and "idle" in to_zero[0].reason and "sleep 1 (warm pool)" in to_zero[0].reason
     burst_started = time.time()
 
-    results = asyncio.run(burst(fleet.gateway_port, BURST_S))
+    results = asyncio.run(burst(scaling_fleet.gateway_port, BURST_S))
 
     # Nothing lost, nothing failed while capacity existed: every request streamed all its tokens.
     assert len(results) >= WORKERS
     assert {status for status, _ in results} == {200}
     assert all(chunks >= 600 for _, chunks in results)
     ups = [
-        e for e in fleet.events() if e.kind == "scale" and e.at >= burst_started and "scale 0 to" in e.reason
+        e for e in scaling_fleet.events() if e.kind == "scale" and e.at >= burst_started and "scale 0 to" in e.reason
     ]
     assert ups and "wake 1 sleeping" in ups[0].reason
-    assert fleet.event("burst-0", "woke", burst_started)
-    second = fleet.event("burst-1", "started", burst_started)
+    assert scaling_fleet.event("burst-0", "woke", burst_started)
+    second = scaling_fleet.event("burst-1", "started", burst_started)
     assert second is not None and "scale up to 2" in second.reason
     # The burst is over: back to zero, again with the reason.
     wait_for(
         "scale back to zero",
-        lambda: [r.phase for r in fleet.rows().values()] == ["sleeping"],
+        lambda: [r.phase for r in scaling_fleet.rows().values()] == ["sleeping"],
         timeout=40,
     )
-    downs = [e for e in fleet.events() if e.kind == "scale" and e.at > burst_started and " to 0" in e.reason]
+    downs = [e for e in scaling_fleet.events() if e.kind == "scale" and e.at > burst_started and " to 0" in e.reason]
     assert downs and all("idle" in e.reason or "in-flight 0" in e.reason for e in downs)
     # One replica stays asleep as the warm pool for the next burst; the other was stopped.
-    assert fleet.event("burst-0", "stopped", burst_started) or fleet.event(
+    assert scaling_fleet.event("burst-0", "stopped", burst_started) or scaling_fleet.event(
         "burst-1", "stopped", burst_started
     )
 
 
-def test_api_key_is_required_and_never_recorded(fleet: LocalFleet) -> None:
+def test_api_key_is_required_and_never_recorded(scaling_fleet: LocalFleet) -> None:
     secret = "sk-test-" + "7f3a9c1e5b"
-    fleet.vars["BURST_KEY"] = secret
-    fleet.apply(fleet.playbook(name="burst", gateway={"api_key_env": "BURST_KEY"}))
-    fleet.start_controller()
-    url = f"http://127.0.0.1:{fleet.gateway_port}/v1/completions"
+    scaling_fleet.vars["BURST_KEY"] = secret
+    scaling_fleet.apply(scaling_fleet.playbook(name="burst", gateway={"api_key_env": "BURST_KEY"}))
+    scaling_fleet.start_controller()
+    url = f"http://127.0.0.1:{scaling_fleet.gateway_port}/v1/completions"
     body = {"model": "burst", "prompt": "hi", "max_tokens": 3}
     assert httpx.post(url, json=body, timeout=30).status_code == 401
     wrong = httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}, timeout=30)
     assert wrong.status_code == 401
     ok = httpx.post(url, json=body, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
     assert ok.status_code == 200
-    controller_log = fleet.stop_controller()
-    status = fleet.llmctl("status", "--json").stdout
-    events = fleet.llmctl("events", "--json", "-n", "1000").stdout
-    replica_log = fleet.llmctl("logs", "burst-0", "-i", str(fleet.inventory), "-n", "1000").stdout
-    store_bytes = b"".join(p.read_bytes() for p in fleet.tmp.glob("state.db*"))
+    controller_log = scaling_fleet.stop_controller()
+    status = scaling_fleet.llmctl("status", "--json").stdout
+    events = scaling_fleet.llmctl("events", "--json", "-n", "1000").stdout
+    replica_log = scaling_fleet.llmctl("logs", "burst-0", "-i", str(scaling_fleet.inventory), "-n", "1000").stdout
+    store_bytes = b"".join(p.read_bytes() for p in scaling_fleet.tmp.glob("state.db*"))
     for where, text in [
         ("status", status),
         ("events", events),

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,16 +24,6 @@ pytestmark = pytest.mark.slow
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 REQUESTS = 40
 ANSWER_TOKENS = 500  # long answers at concurrency 2: the job is still running when the burst comes
-
-
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[LocalFleet]:
-    f = LocalFleet(tmp_path, time_scale=0.05)
-    f.interval_s = 0.5
-    yield f
-    if f.controller is not None:
-        f.stop_controller()
-    f.llmctl("stop", "--all", "-i", str(f.inventory))
 
 
 def playbook(path: Path) -> Path:
@@ -69,20 +58,25 @@ async def burst(port: int, seconds: float, workers: int = 16) -> list[int]:
     return statuses
 
 
+def phase(fleet: LocalFleet, replica: str) -> str | None:
+    row = fleet.rows().get(replica)
+    return row.phase if row else None
+
+
 def lines_in(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(fleet: LocalFleet) -> None:
-    fleet.apply(playbook(fleet.tmp / "pb.yaml"))
-    fleet.start_controller()
+def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(scaling_fleet: LocalFleet) -> None:
+    scaling_fleet.apply(playbook(scaling_fleet.tmp / "pb.yaml"))
+    scaling_fleet.start_controller()
     # The spare slot burst-1 is idle: the controller lends it to enrich.
-    wait_for("enrich-0 ready", lambda: fleet.rows().get("enrich-0", None) and fleet.rows()["enrich-0"].phase == "ready")
-    lent = fleet.event("enrich-0", "started")
+    wait_for("enrich-0 ready", lambda: phase(scaling_fleet, "enrich-0") == "ready")
+    lent = scaling_fleet.event("enrich-0", "started")
     assert lent is not None and "back-fill: burst's slot burst-1 is idle" in lent.reason
-    wait_for("burst-0 asleep", lambda: fleet.event("burst-0", "slept"), timeout=30)
+    wait_for("burst-0 asleep", lambda: scaling_fleet.event("burst-0", "slept"), timeout=30)
 
-    inp, out = fleet.tmp / "in.jsonl", fleet.tmp / "out.jsonl"
+    inp, out = scaling_fleet.tmp / "in.jsonl", scaling_fleet.tmp / "out.jsonl"
     with inp.open("w") as f:
         for i in range(REQUESTS):
             body = {"model": "x", "prompt": f"row {i}", "max_tokens": ANSWER_TOKENS}
@@ -90,26 +84,26 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(fl
             f.write("\n")
     job = subprocess.Popen(
         [sys.executable, "-m", "llmctl.cli.main", "batch", "run", str(inp), "-d", "enrich", "-o", str(out),
-         "-i", str(fleet.inventory), "--concurrency", "2", "--json"],
-        env=fleet.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+         "-i", str(scaling_fleet.inventory), "--concurrency", "2", "--json"],
+        env=scaling_fleet.vars, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         wait_for("the batch under way", lambda: lines_in(out) >= 3, timeout=60)
         burst_started = time.time()
-        statuses = asyncio.run(burst(fleet.gateway_port, 6.0))
+        statuses = asyncio.run(burst(scaling_fleet.gateway_port, 6.0))
         assert statuses and set(statuses) == {200}
 
         # The burst took the slot back: enrich-0 stopped first (while the job still ran), then burst-1
         # started on its GPUs.
-        given_back = wait_for("enrich-0 given back", lambda: fleet.event("enrich-0", "stopped", burst_started))
+        given_back = wait_for("enrich-0 given back", lambda: scaling_fleet.event("enrich-0", "stopped", burst_started))
         assert "gives its GPUs back: burst scales up" in given_back.reason
         assert job.poll() is None, "the batch ended before the slot was taken back: nothing was shown"
-        taken = wait_for("burst-1 started", lambda: fleet.event("burst-1", "started", burst_started))
+        taken = wait_for("burst-1 started", lambda: scaling_fleet.event("burst-1", "started", burst_started))
         assert given_back.at <= taken.at
 
         # The burst is over: burst-1 goes, enrich-0 comes back on the slot and the job finishes.
-        released = wait_for("burst-1 stopped", lambda: fleet.event("burst-1", "stopped", taken.at), timeout=60)
-        relent = wait_for("enrich-0 again", lambda: fleet.event("enrich-0", "started", released.at), timeout=30)
+        released = wait_for("burst-1 stopped", lambda: scaling_fleet.event("burst-1", "stopped", taken.at), timeout=60)
+        relent = wait_for("enrich-0 again", lambda: scaling_fleet.event("enrich-0", "started", released.at), timeout=30)
         assert "is idle" in relent.reason
         stdout, stderr = job.communicate(timeout=300)
     finally:
@@ -123,7 +117,7 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(fl
     assert all(r["error"] is None and r["response"]["status_code"] == 200 for r in results)
     # Never both on the slot's GPUs: every start of one came after the other had stopped.
     timeline = sorted(
-        (e.at, e.subject, e.kind) for e in fleet.events()
+        (e.at, e.subject, e.kind) for e in scaling_fleet.events()
         if e.subject in ("enrich-0", "burst-1") and e.kind in ("started", "stopped")
     )  # fmt: skip
     running: set[str] = set()
@@ -135,22 +129,22 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(fl
             running.discard(subject)
 
 
-def test_a_rolling_replace_takes_the_borrowed_slot_back_for_its_surge(fleet: LocalFleet) -> None:
-    pb = playbook(fleet.tmp / "pb.yaml")
-    fleet.apply(pb)
-    fleet.start_controller()
-    wait_for("enrich-0 ready", lambda: fleet.rows().get("enrich-0", None) and fleet.rows()["enrich-0"].phase == "ready")
-    fleet.stop_controller()  # the apply below runs alone: what it does is its own doing
+def test_a_rolling_replace_takes_the_borrowed_slot_back_for_its_surge(scaling_fleet: LocalFleet) -> None:
+    pb = playbook(scaling_fleet.tmp / "pb.yaml")
+    scaling_fleet.apply(pb)
+    scaling_fleet.start_controller()
+    wait_for("enrich-0 ready", lambda: phase(scaling_fleet, "enrich-0") == "ready")
+    scaling_fleet.stop_controller()  # the apply below runs alone: what it does is its own doing
     changed = yaml.safe_load(pb.read_text())
     changed["deployments"][0]["engine_args"] = {"--max-num-seqs": 128}
     pb.write_text(yaml.safe_dump(changed))
     before = time.time()
-    fleet.apply(pb)
-    given_back = fleet.event("enrich-0", "stopped", before)
-    surge = fleet.event("burst-1", "started", before)
+    scaling_fleet.apply(pb)
+    given_back = scaling_fleet.event("enrich-0", "stopped", before)
+    surge = scaling_fleet.event("burst-1", "started", before)
     assert given_back is not None and "burst-1 surges while burst-0 is replaced" in given_back.reason
     assert surge is not None and given_back.at <= surge.at
     # The surge went once burst-0 was replaced; the slot is idle, so a controller lends it again.
-    assert fleet.event("burst-1", "stopped", surge.at) is not None
-    fleet.start_controller()
-    wait_for("enrich-0 lent again", lambda: fleet.event("enrich-0", "started", before))
+    assert scaling_fleet.event("burst-1", "stopped", surge.at) is not None
+    scaling_fleet.start_controller()
+    wait_for("enrich-0 lent again", lambda: scaling_fleet.event("enrich-0", "started", before))

@@ -40,21 +40,25 @@ def start(args: list[str], env: dict[str, str] | None = None) -> subprocess.Pope
     )
 
 
+def wait_ready(proc: subprocess.Popen[str], url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert proc.poll() is None, proc.communicate()[1]
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "emulator did not become ready"
+        time.sleep(0.05)
+
+
 @contextmanager
 def running(args: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[str]:
     proc = start(args, env)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "emulator did not become ready"
-            time.sleep(0.05)
+        wait_ready(proc, url)
         yield url
     finally:
         proc.terminate()
@@ -258,16 +262,7 @@ def test_sigterm_ends_the_server_promptly_dropping_requests_in_flight() -> None:
     proc = start(vllm_args(port))
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "emulator did not become ready"
-            time.sleep(0.05)
+        wait_ready(proc, url)
         body = {"model": "chat", "prompt": "go", "max_tokens": 8000, "stream": True}
         chunks = 0
         stream = httpx.stream("POST", url + "/v1/completions", json=body, timeout=10)
