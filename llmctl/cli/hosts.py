@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from llmctl.cli.common import (
@@ -112,7 +113,9 @@ def ping(
             if row["reachable"]:
                 console.print(f"[green]ok[/]   {row['host']}  {row['latency_ms']} ms", highlight=False)
             else:
-                console.print(f"[red]FAIL[/] {row['host']}  {row['error']}", highlight=False)
+                # One unwrapped line: the error may end in a command to paste (ssh-keygen -R ...).
+                line = f"[red]FAIL[/] {row['host']}  {escape(str(row['error']))}"
+                console.print(line, highlight=False, soft_wrap=True)
     if not all(r["reachable"] for r in rows):
         raise typer.Exit(1)
 
@@ -149,7 +152,7 @@ def facts(
             table.add_column(col)
         for name, r in results.items():
             if isinstance(r, FleetError):
-                table.add_row(name, f"[red]{r.problem}[/]", "", "", "", "", "", "")
+                table.add_row(name, f"[red]{escape(r.problem)}[/]", "", "", "", "", "", "")
                 continue
             table.add_row(
                 name,
@@ -203,7 +206,7 @@ def exec_(
     else:
         for name, r in results.items():
             if isinstance(r, FleetError):
-                console.print(f"[bold red]{name}[/] unreachable: {r.problem}", highlight=False)
+                console.print(f"[bold red]{name}[/] unreachable: {escape(r.problem)}", highlight=False, soft_wrap=True)
                 continue
             colour = "green" if r.ok else "red"
             console.print(f"[bold {colour}]{name}[/] exit {r.exit_status}", highlight=False)
