@@ -25,6 +25,7 @@ from llmctl.config.inventory import Inventory
 from llmctl.control.actuate import Actuator
 from llmctl.control.desired import DesiredDeployment, load_desired
 from llmctl.control.engine_api import base_url, probe
+from llmctl.control.host_watch import HostWatch
 from llmctl.control.launch import status_argv
 from llmctl.control.observe import observe
 from llmctl.control.rollout import ReplicaOutcome, Rollout, run_dir
@@ -48,6 +49,7 @@ class ControllerConfig:
     start_timeout_s: float = 900.0
     drain_timeout_s: float = 60.0
     retention_s: float = 3600.0  # metric samples older than this are dropped
+    host_check_s: float = 30.0  # how often each host's reachability is checked (llmctl.control.host_watch)
 
 
 @dataclass
@@ -84,6 +86,7 @@ class Controller:
         self.started_at = time.time()
         self.client = httpx.AsyncClient(timeout=2.0)
         self.actuator = Actuator(self)
+        self.hosts = HostWatch(inventory, fleet, store, self.event, every_s=self.config.host_check_s)
 
     def event(self, subject: str, kind: str, reason: str) -> None:
         record_event(self.store, subject, kind, reason)
@@ -93,14 +96,19 @@ class Controller:
         await self.client.aclose()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.adopt()
-        while not stop.is_set():
-            await self.tick()
-            self.kick.clear()
-            waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.kick.wait())]
-            await asyncio.wait(waits, timeout=self.config.interval_s, return_when=asyncio.FIRST_COMPLETED)
-            for w in waits:
-                w.cancel()
+        watch = asyncio.create_task(self.hosts.run(stop))
+        try:
+            await self.adopt()
+            while not stop.is_set():
+                await self.tick()
+                self.kick.clear()
+                waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.kick.wait())]
+                await asyncio.wait(waits, timeout=self.config.interval_s, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+        finally:
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
 
     async def adopt(self) -> None:
         """On start: take over replicas whose processes still run; the tick handles the rest."""

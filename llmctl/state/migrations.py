@@ -113,4 +113,13 @@ MIGRATIONS: tuple[str, ...] = (
         summary TEXT                 -- JSON of llmctl.batch.summary.Summary once the run ends
     );
     """,
+    # 6: the controller's periodic reachability check of each inventory host (`true` over the transport).
+    """
+    CREATE TABLE host_checks (
+        host TEXT PRIMARY KEY,
+        checked_at REAL NOT NULL,
+        ok INTEGER NOT NULL,
+        detail TEXT NOT NULL         -- the round trip in words, or the transport's error
+    );
+    """,
 )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmctl.control.scrape import Histogram
+from llmctl.state.host_checks import HostCheck, host_checks
 from llmctl.state.intents import Intent, recent, scale_overrides
 from llmctl.state.records import Event, ReplicaRow, deployments, events, replicas
 from llmctl.state.store import Store
@@ -23,6 +24,7 @@ from llmctl.state.telemetry import GatewayDemand, demand, sample_from_json
 from llmctl.tui.metrics import Point, Quantiles, Series, binned_series, counter_rate, merge_histograms
 
 STALE_FACTS_S = 300.0  # facts older than this mark a host "stale"
+STALE_CHECK_S = 120.0  # a controller reachability check older than this says nothing any more
 RATE_WINDOW_S = 60.0  # requests/s and latency quantiles cover the last minute
 SERIES_WINDOW_S = 600.0  # sparklines cover the last ten minutes
 SERIES_BINS = 40
@@ -47,10 +49,15 @@ class HostView:
     gpus: tuple[GpuView, ...]
     replicas: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    check: HostCheck | None = None  # the running controller's latest reachability check
+    check_age_s: float | None = None
 
     @property
     def reachability(self) -> str:
-        """What the store can say: facts gathered recently (ok), a while ago (stale), or never (unknown)."""
+        """The controller's recent check (ok or down) where there is one; else what the facts' age says:
+        gathered recently (ok), a while ago (stale), or never (unknown)."""
+        if self.check is not None and self.check_age_s is not None and self.check_age_s <= STALE_CHECK_S:
+            return "ok" if self.check.ok else "down"
         if self.fact_age_s is None:
             return "unknown"
         return "ok" if self.fact_age_s <= STALE_FACTS_S else "stale"
@@ -301,8 +308,9 @@ def _hosts(store: Store, rows: Sequence[ReplicaRow], now: float) -> tuple[HostVi
             if g.strip().isdigit():
                 holders[(r.host, int(g))] = r.name
     facts = store.all_facts()
+    checks = host_checks(store)
     out = []
-    for host in sorted(set(facts) | set(on_host)):
+    for host in sorted(set(facts) | set(on_host) | set(checks)):
         gathered, data = facts.get(host, (None, {}))
         gpus = tuple(
             GpuView(
@@ -323,6 +331,8 @@ def _hosts(store: Store, rows: Sequence[ReplicaRow], now: float) -> tuple[HostVi
                 gpus=gpus,
                 replicas=tuple(on_host.get(host, ())),
                 notes=tuple(str(n) for n in _list(data.get("notes"))),
+                check=checks.get(host),
+                check_age_s=max(0.0, now - checks[host].checked_at) if host in checks else None,
             )
         )
     return tuple(out)

@@ -10,6 +10,8 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Label, Log, OptionList, Static
 from tui_seed import NOW
 
+from llmctl.state.host_checks import HostCheck, put_host_check
+from llmctl.state.store import Store
 from llmctl.tui.app import DashboardApp
 from llmctl.tui.screens.deployments import DeploymentsScreen
 from llmctl.tui.screens.events import EventsScreen
@@ -143,6 +145,25 @@ async def test_fleet_screen_shows_reachability_and_gpu_holders(app: DashboardApp
         await pilot.press("down")
         await pilot.pause()
         assert column(gpus, 6) == ["batch-0", "batch-1", "free", "free"]
+
+
+async def test_fleet_screen_prefers_the_controllers_reachability_checks(seeded_store: Path) -> None:
+    store = Store(seeded_store)
+    put_host_check(store, HostCheck("gpu-b", NOW - 10, True, "3.1 ms"))  # stale facts, checked just now
+    put_host_check(store, HostCheck("gpu-c", NOW - 10, False, "connection refused"))
+    put_host_check(store, HostCheck("gpu-a", NOW - 3600, False, "timed out"))  # an old check says nothing
+    store.close()
+    app = DashboardApp(seeded_store, now=lambda: NOW, refresh_s=None)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(app)
+        await pilot.press("f")
+        await pilot.pause()
+        hosts = app.screen.query_one("#hosts", DataTable)
+        assert column(hosts, 1) == ["ok", "ok", "down"]
+        await pilot.press("down", "down")
+        await pilot.pause()
+        title = str(app.screen.query_one("#gpus-title", Label).content)
+        assert title.startswith("GPUs on gpu-c") and "down: connection refused" in title
 
 
 async def test_events_screen_filters_and_follows_new_events(app: DashboardApp, seeded_store: Path) -> None:

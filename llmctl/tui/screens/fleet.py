@@ -1,5 +1,5 @@
-"""Fleet: hosts with what the store knows of their reachability (fact age), and the GPUs of the selected
-host with memory and utilisation bars and the replica placed on each."""
+"""Fleet: hosts with their reachability (the controller's latest check, else the age of their facts), and
+the GPUs of the selected host with memory and utilisation bars and the replica placed on each."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from llmctl.tui.formatting import age, bar, gib
 from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.table_sync import Row, RowTable, selected_key, sync_table
 
-REACH_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red"}
+REACH_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red", "down": "bold red"}
 
 
 def host_row(h: HostView) -> Row:
@@ -67,7 +67,7 @@ class FleetScreen(SnapshotScreen):
         sync_table(self.query_one("#hosts", DataTable), [host_row(h) for h in snapshot.hosts])
         unreachable = sum(1 for h in snapshot.hosts if h.reachability != "ok")
         gpus = sum(len(h.gpus) for h in snapshot.hosts)
-        self.sub_title = f"{len(snapshot.hosts)} hosts, {gpus} GPUs, {unreachable} stale or unknown"
+        self.sub_title = f"{len(snapshot.hosts)} hosts, {gpus} GPUs, {unreachable} down, stale or unknown"
         self._show_gpus(snapshot)
 
     def _show_gpus(self, snapshot: Snapshot) -> None:
@@ -79,7 +79,8 @@ class FleetScreen(SnapshotScreen):
             title.update("GPUs")
             sync_table(table, [])
             return
-        notes = f" — {'; '.join(host.notes)}" if host.notes else ""
+        said = [*host.notes, *([f"down: {host.check.detail}"] if host.reachability == "down" and host.check else [])]
+        notes = f" — {'; '.join(said)}" if said else ""
         title.update(f"GPUs on {host.name}{notes}")
         sync_table(table, gpu_rows(host))
 
