@@ -11,8 +11,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from llmctl.errors import LlmctlError
-from sim.scenario import Scenario, load_scenario, run_scenario, with_overrides
+from sim.scenario import Override, Scenario, cluster_for, load_scenario, run_scenario, with_overrides
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,26 @@ def grid(params: Mapping[str, Sequence[Any]]) -> list[Point]:
     return points
 
 
+def check_points(scenario: Scenario, points: Sequence[Point]) -> None:
+    """Refuse a bad setting before any work starts, naming it: an unknown deployment or field, or a value
+    out of range, would otherwise surface as a crash inside a worker process."""
+    known = {d.name for d in cluster_for(scenario).deployments}
+    for point in points:
+        for dep, values in point.overrides.items():
+            if dep not in known:
+                raise LlmctlError(
+                    f"sweep parameter for {dep}: no such deployment in {scenario.path(scenario.playbook)}"
+                    f" (simulated: {', '.join(sorted(known))})"
+                )
+            try:
+                Override(**values)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join([dep, *(str(x) for x in first["loc"])])
+                fields = ", ".join(Override.model_fields)
+                raise LlmctlError(f"sweep parameter {where}: {first['msg']} (fields: {fields})") from None
+
+
 def run_point(scenario_file: str, point: Point, min_attainment: float) -> Outcome:
     scenario, workload = load_scenario(scenario_file)
     result = run_scenario(with_overrides(scenario, point.overrides), workload)
@@ -68,6 +90,7 @@ def sweep(
     ray_address: str | None = None,
     on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
+    check_points(scenario, points)
     if ray_address is not None:
         return _sweep_ray(scenario, points, min_attainment, ray_address, on_done)
     out: list[Outcome] = []

@@ -28,6 +28,13 @@ app = typer.Typer(
 )
 
 
+def _param_value(param: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        raise LlmctlError(f"--param {param!r}: {value!r} is not a number, true or false") from None
+
+
 def _ms(p: dict[str, float], key: str) -> str:
     v = p[key]
     return "-" if math.isnan(v) else f"{v * 1000:.0f}"
@@ -175,9 +182,7 @@ def sweep_command(
         key, eq, values = p.partition("=")
         if not eq or not values:
             raise LlmctlError(f"--param {p!r}: write DEPLOYMENT.FIELD=V1,V2")
-        params[key] = [
-            json.loads(v) if v not in ("true", "false") else v == "true" for v in values.split(",")
-        ]
+        params[key] = [_param_value(p, v) for v in values.split(",")]
     points = grid(params)
     with Progress(
         TextColumn("[bold]sweep[/]"),
@@ -185,6 +190,7 @@ def sweep_command(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=True,  # the table replaces it; a refused setting leaves no empty bar behind
         disable=as_json,
     ) as progress:
         task = progress.add_task("points", total=len(points))

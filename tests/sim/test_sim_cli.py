@@ -163,3 +163,18 @@ def test_a_max_replicas_override_lifts_the_policys_own_ceiling(tmp_path: Path) -
         assert policy is not None and policy().bounds.max_replicas == (cap or 4)
         peaks[cap] = run_scenario(sc, workload).summary("summarise")["peak_gpus"]
     assert peaks == {None: 4, 6: 6}
+
+
+@pytest.mark.parametrize(
+    ("param", "words"),
+    [
+        ("enrich.target=abc", "'abc' is not a number, true or false"),
+        ("nosuch.max_replicas=2", "sweep parameter for nosuch: no such deployment"),
+        ("enrich.bogus=4", "sweep parameter enrich.bogus: Extra inputs are not permitted"),
+        ("enrich.target=0", "sweep parameter enrich.target: Input should be greater than 0"),
+    ],
+)
+def test_bad_sweep_parameters_are_refused_by_name_before_any_run(tmp_path: Path, param: str, words: str) -> None:
+    out = llmctl("sim", "sweep", str(scenario(tmp_path)), "-p", param)
+    assert out.returncode == 2 and "Traceback" not in out.stderr  # 2: llmctl's exit status for bad input
+    assert words in out.stderr, out.stderr
