@@ -40,6 +40,45 @@ _ALIVE = 'alive() { s=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$s" ] && [ "${
 PORT_TAKEN = 98
 
 
+# Every process of a replica carries RUN_DIR_ENV=<its run dir> in its environment (the launcher sets it and
+# children inherit it): vLLM's EngineCore and Worker processes outlive a kill -9 of the API server as
+# orphans holding the memory, and this finds them wherever they were re-parented. A process that cleared its
+# environment still runs in the run dir the launcher cd'd into. Zombies are dead already. The marker, unlike
+# a process group id, cannot match an unrelated process that was handed a reused pid.
+RUN_DIR_ENV = "LLMCTL_RUN_DIR"
+_MEMBERS_PY = (
+    "import os,sys\n"
+    "d=sys.argv[1]; real=os.path.realpath(d); mark=('%s=%s' % (sys.argv[2], d)).encode()\n"
+    "me={os.getpid(),os.getppid()}\n"
+    "for p in os.listdir('/proc'):\n"
+    " if not p.isdigit() or int(p) in me: continue\n"
+    " try:\n"
+    "  if open('/proc/%s/stat'%p).read().rsplit(')',1)[1].split()[0]=='Z': continue\n"
+    "  env=open('/proc/%s/environ'%p,'rb').read().split(b'\\0')\n"
+    "  if os.readlink('/proc/%s/cwd'%p)==real or mark in env: print(p)\n"
+    " except (OSError,IndexError): pass\n"
+)
+# Shell functions over it: `members` (of the replica in $d, an absolute path), and `reap GRACE` (TERM all,
+# KILL what is left after GRACE seconds, then wait up to 5 s for them to be gone); `reap` leaves $left
+# holding what survived (empty: all gone).
+_REAP = (
+    # Run from / so that neither this script nor the shell calling it counts as being in the run dir.
+    f"members() {{ (cd / && python3 -c {shlex.quote(_MEMBERS_PY)} \"$d\" {RUN_DIR_ENV}); }}; "
+    'reap() { m=$(members); [ -z "$m" ] && { left=""; return 0; }; '
+    'kill -TERM $m 2>/dev/null; i=0; '
+    'while [ -n "$(members)" ] && [ $i -lt $(($1 * 10)) ]; do sleep 0.1; i=$((i+1)); done; '
+    'm=$(members); [ -n "$m" ] && kill -KILL $m 2>/dev/null; i=0; '
+    'while [ -n "$(members)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
+    'left=$(members | tr "\\n" " "); }'
+)
+# Exit status of start_argv and stop_argv when processes of the replica survive SIGKILL (uninterruptible
+# sleep, another user's process): starting beside them would fail on memory or on the port.
+LEFTOVERS = 96
+_ABSOLUTE = 'case $d in /*) ;; *) d="$PWD/$d";; esac'
+# Seconds a crashed replica's leftovers get between SIGTERM and SIGKILL before a restart.
+REAP_GRACE_S = 5
+
+
 def start_argv(
     run_dir: str,
     argv: Sequence[str],
@@ -48,7 +87,8 @@ def start_argv(
     port: int | None = None,
 ) -> list[str]:
     """Start `argv` detached (new session, no terminal) unless the replica already runs; prints its pid.
-    With `port`, refuses (exit PORT_TAKEN) when another process already accepts connections there."""
+    Leftovers of an earlier run (orphaned engine children) are ended first, and must be gone (else exit
+    LEFTOVERS). With `port`, refuses (exit PORT_TAKEN) when another process already accepts connections there."""
     d = shell_path(run_dir)
     path = f'PATH={shell_path(bin_dir)}:"$PATH"; export PATH; ' if bin_dir else ""
     probe = (
@@ -59,10 +99,17 @@ def start_argv(
     )
     command = render_command(argv, env)
     # Assignments work only at the start of a command, so after setsid/nohup the env travels through env(1).
-    detached = render_command(["setsid", "nohup", "env", *(f"{k}={v}" for k, v in env.items()), *argv])
+    detached = (
+        'setsid nohup env "' + RUN_DIR_ENV + '=$d" '
+        + render_command(["env", *(f"{k}={v}" for k, v in env.items()), *argv])
+    )
     script = (
-        f'{_ALIVE}; d={d}; mkdir -p "$d" && cd "$d" || exit 97; '
-        'if [ -f pid ] && alive "$(cat pid)"; then echo "running $(cat pid)"; exit 0; fi; '
+        f"{_ALIVE}; {_REAP}; d={d}; {_ABSOLUTE}; g=; mkdir -p \"$d\" || exit 97; "
+        'if [ -f "$d/pid" ]; then g=$(cat "$d/pid"); if alive "$g"; then echo "running $g"; exit 0; fi; fi; '
+        f"reap {REAP_GRACE_S}; "
+        'if [ -n "$left" ]; then echo "processes of the previous run survive SIGKILL: $left" >&2; '
+        f"exit {LEFTOVERS}; fi; "
+        'cd "$d" || exit 97; '
         f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
         f"{detached} > log 2>&1 < /dev/null & "
         'echo $! > pid; echo "started $!"'
@@ -82,15 +129,18 @@ def status_argv(run_dir: str) -> list[str]:
 
 
 def stop_argv(run_dir: str, grace_s: int = STOP_GRACE_S) -> list[str]:
-    """SIGTERM the replica's process group, SIGKILL after `grace_s`; prints `stopped PID` or `absent`."""
+    """SIGTERM every process of the replica (its process group and anything running in its directory),
+    SIGKILL after `grace_s`, and check they are gone; prints `stopped PID` or `absent`, or exits LEFTOVERS
+    naming the survivors."""
     d = shell_path(run_dir)
     script = (
-        f"{_ALIVE}; d={d}; "
-        'if [ ! -f "$d/pid" ]; then echo absent; exit 0; fi; p=$(cat "$d/pid"); '
-        'kill -TERM -- "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null; '
-        f'i=0; while alive "$p" && [ $i -lt {int(grace_s) * 10} ]; do sleep 0.1; i=$((i+1)); done; '
-        'if alive "$p"; then kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; fi; '
-        'rm -f "$d/pid"; echo "stopped $p"'
+        f"{_REAP}; d={d}; {_ABSOLUTE}; g=; "
+        '[ -f "$d/pid" ] && g=$(cat "$d/pid"); '
+        'if [ -z "$g" ] && [ -z "$(members)" ]; then echo absent; exit 0; fi; '
+        f"reap {int(grace_s)}; "
+        'if [ -n "$left" ]; then echo "still running after SIGKILL: $left" >&2; '
+        f"exit {LEFTOVERS}; fi; "
+        'rm -f "$d/pid"; echo "stopped ${g:-orphans}"'
     )
     return _sh(script)
 

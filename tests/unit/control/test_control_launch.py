@@ -76,3 +76,68 @@ def test_a_port_already_taken_is_refused_before_starting(tmp_path: Path) -> None
     # Free again: it starts.
     out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "HOME": str(tmp_path)})
     assert out.returncode == 0 and out.stdout.startswith("started ")
+
+
+# A leader that starts two children the way vLLM's API server starts EngineCore and Worker: one stays in the
+# process group and ignores SIGTERM, one leaves the group (setsid) and the run dir. Each writes its pid.
+_FAMILY = """
+import os, signal, subprocess, sys, time
+ignore = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
+away = "import os, time; os.setsid(); os.chdir('/'); time.sleep(600)"
+for name, code in (("stubborn", ignore), ("away", away)):
+    p = subprocess.Popen([sys.executable, "-c", code])
+    open(name, "w").write(str(p.pid))
+open("ready", "w").write("1")
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _start_family(tmp_path: Path) -> tuple[str, int, list[int]]:
+    run_dir = str(tmp_path / "chat-0")
+    out = sh(start_argv(run_dir, [sys.executable, "-c", _FAMILY], {}), tmp_path)
+    leader = int(out.split()[1])
+    d = Path(run_dir)
+    for _ in range(400):
+        if (d / "ready").exists():
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    children = [int((d / n).read_text()) for n in ("stubborn", "away")]
+    assert all(_alive(p) for p in [leader, *children])
+    return run_dir, leader, children
+
+
+def test_restart_after_kill_9_of_the_leader_ends_its_orphans_first(tmp_path: Path) -> None:
+    run_dir, leader, children = _start_family(tmp_path)
+    os.kill(leader, 9)
+    for _ in range(200):
+        if sh(status_argv(run_dir), tmp_path) == f"exited {leader}":
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert all(_alive(p) for p in children)  # the orphans live on, as vLLM's EngineCore and Worker do
+    out = sh(start_argv(run_dir, [sys.executable, "-c", "import time; time.sleep(600)"], {}), tmp_path)
+    assert out.startswith("started ")
+    assert not any(_alive(p) for p in children)
+    assert sh(stop_argv(run_dir, grace_s=5), tmp_path) == f"stopped {out.split()[1]}"
+
+
+def test_stop_leaves_no_process_of_the_replica(tmp_path: Path) -> None:
+    run_dir, leader, children = _start_family(tmp_path)
+    assert sh(stop_argv(run_dir, grace_s=1), tmp_path) == f"stopped {leader}"
+    assert not any(_alive(p) for p in [leader, *children])
+    assert sh(stop_argv(run_dir, grace_s=1), tmp_path) == "absent"
+
+
+def test_stop_without_a_pid_file_still_ends_orphans(tmp_path: Path) -> None:
+    run_dir, leader, children = _start_family(tmp_path)
+    os.kill(leader, 9)
+    (Path(run_dir) / "pid").unlink()
+    assert sh(stop_argv(run_dir, grace_s=1), tmp_path) == "stopped orphans"
+    assert not any(_alive(p) for p in children)
