@@ -35,6 +35,17 @@ STARTUP_FAILURE_PATTERNS: dict[str, FailurePattern] = {
         "the KV cache cannot hold one max-length sequence: lower the context length, raise the GPU memory "
         "fraction, use FP8 KV cache or more tensor parallelism",
     ),
+    "memory_held": FailurePattern(
+        # vLLM checks free memory at start-up (GPU: "Free memory on device ..."; CPU backend: "Available
+        # memory on node N ..."), and on the CPU backend again when it allocates VLLM_CPU_KVCACHE_SPACE.
+        re.compile(
+            r"ValueError: (Free memory on device|Available memory on node) \S+ \([\d.]+/[\d.]+ GiB\) on "
+            r"(startup is less than desired [CG]PU memory utilization"
+            r"|kv cache allocation is less than requested memory for kv).*"
+        ),
+        "other processes hold the memory the engine needs (leftovers of an earlier run, or another "
+        "workload): free it, or lower the memory fraction or the KV cache size",
+    ),
     "weights_out_of_memory": FailurePattern(
         re.compile(r"(torch\.OutOfMemoryError|torch\.cuda\.OutOfMemoryError): CUDA out of memory\..*"),
         "the weights do not fit in GPU memory: use more tensor parallelism, FP8 weights or a bigger GPU",
