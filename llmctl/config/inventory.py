@@ -5,6 +5,7 @@ Native shape:
     hosts:
       gpu-a: {address: 10.0.0.5, user: ubuntu, key: ~/.ssh/id_ed25519, groups: [h100],
               gpus: {type: H100-SXM, count: 8}}
+      cpu-a: {address: 10.0.0.9, accelerator: cpu, cpu: {cores: 16, memory_gib: 64}}   # vLLM's CPU backend
 Ansible shape (accepted unchanged): all: {hosts, children, vars} with ansible_host, ansible_user, ansible_port,
 ansible_ssh_private_key_file, ansible_connection; llmctl-specific values as llmctl_<field> host/group vars.
 """
@@ -15,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from llmctl.catalog.gpus import GPU, GPUS, find_gpu
+from llmctl.catalog.gpus import CPU_PRICE_PER_CORE_HOUR, GPU, GPUS, find_gpu
 from llmctl.config.source import LineMap, load_yaml, validate
 from llmctl.errors import ConfigError, LlmctlError
 
@@ -38,8 +39,9 @@ class DeclaredGPUs(Strict):
     @classmethod
     def _known_type(cls, value: str) -> str:
         gpu = find_gpu(value)
-        if gpu is None:
-            raise ValueError(f"unknown GPU type {value!r}; known: {', '.join(GPUS)}")
+        if gpu is None or gpu.is_cpu:
+            hint = "; a CPU host takes accelerator: cpu and cpu: {cores, memory_gib}" if gpu else ""
+            raise ValueError(f"unknown GPU type {value!r}; known: {', '.join(GPUS)}{hint}")
         return gpu.name
 
     @property
@@ -47,6 +49,13 @@ class DeclaredGPUs(Strict):
         found = find_gpu(self.type)
         assert found is not None  # checked at validation
         return found
+
+
+class DeclaredCPU(Strict):
+    """A CPU host's logical CPUs and memory as the inventory states them; used until facts are gathered."""
+
+    cores: int = Field(ge=1, le=4096)
+    memory_gib: float = Field(gt=0, le=65536)
 
 
 class Host(Strict):
@@ -64,6 +73,25 @@ class Host(Strict):
     model_cache: str = "~/.cache/huggingface"
     workdir: str = "~/.llmctl"
     python: str = "python3"
+    # cpu: no GPUs; the engine is vLLM's CPU backend, cores and memory come from facts.
+    accelerator: Literal["gpu", "cpu"] = "gpu"
+    # Virtual environment holding the engine (default {workdir}/venv), for local and SSH hosts alike.
+    engine_venv: str | None = None
+    cpu: DeclaredCPU | None = None  # accelerator: cpu only
+
+    @field_validator("accelerator")
+    @classmethod
+    def _no_gpus_on_cpu(cls, value: str, info: ValidationInfo) -> str:
+        if value == "cpu" and info.data.get("gpus") is not None:
+            raise ValueError("a host with accelerator: cpu has no gpus: remove gpus, or use accelerator: gpu")
+        return value
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_host_only(cls, value: DeclaredCPU | None, info: ValidationInfo) -> DeclaredCPU | None:
+        if value is not None and info.data.get("accelerator", "gpu") != "cpu":
+            raise ValueError("cpu: describes a CPU host; add accelerator: cpu to this host, or remove cpu:")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -79,10 +107,19 @@ class Host(Strict):
         return self
 
     @property
+    def venv(self) -> str:
+        """Where the engine (or llmctl, for the emulated engine) is installed on this host."""
+        return self.engine_venv or self.workdir.rstrip("/") + "/venv"
+
+    @property
     def gpu_price(self) -> float | None:
-        """Price per GPU-hour: the inventory's, else the catalog's typical price for the declared GPU."""
+        """Price per GPU-hour: the inventory's, else the catalog's typical price for the declared GPU. A CPU
+        host is one slot: its price_per_gpu_hour is the host's hourly price, else the catalog's per-core
+        price times its declared cores."""
         if self.price_per_gpu_hour is not None:
             return self.price_per_gpu_hour
+        if self.accelerator == "cpu":
+            return self.cpu.cores * CPU_PRICE_PER_CORE_HOUR if self.cpu else None
         return self.gpus.gpu.price_per_hour if self.gpus else None
 
 

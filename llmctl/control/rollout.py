@@ -82,14 +82,13 @@ def run_dir(host: Host, replica: str) -> str:
     return f"{host.workdir.rstrip('/')}/replicas/{replica}"
 
 
-def bin_dir(host: Host) -> str:
-    # Local replicas run with this interpreter's environment (llmctl is installed there); remote ones with
-    # the venv `llmctl provision` made.
-    return (
-        str(Path(sys.executable).parent)
-        if host.connection == "local"
-        else f"{host.workdir.rstrip('/')}/venv/bin"
-    )
+def bin_dir(host: Host, engine: str) -> str:
+    """Where the replica's program is found: the host's engine venv (`engine_venv`, default {workdir}/venv,
+    where `llmctl provision` installs the engine), local and SSH hosts alike. The one exception is the
+    emulated engine on a local host without an `engine_venv`: it is llmctl itself, run by this interpreter."""
+    if engine == "emulated" and host.connection == "local" and host.engine_venv is None:
+        return str(Path(sys.executable).parent)
+    return f"{host.venv.rstrip('/')}/bin"
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,9 @@ class Rollout:
         put_replica(self.store, row)
         try:
             out = await self.fleet.transport(host).run(
-                start_argv(run_dir(host, slot.name), list(slot.argv), env, bin_dir(host), port=slot.port),
+                start_argv(
+                    run_dir(host, slot.name), list(slot.argv), env, bin_dir(host, slot.engine), port=slot.port
+                ),
                 timeout=60,
                 check=True,
             )
