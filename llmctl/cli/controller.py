@@ -55,7 +55,7 @@ async def _serve_gateway(
     sync = StoreSync(store, registry, inv)
     sync.refresh()
     check_bind(host, registry)
-    runner = web.AppRunner(Gateway(registry).app(), access_log=None)
+    runner = Gateway(registry).runner()
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

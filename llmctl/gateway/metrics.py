@@ -13,7 +13,7 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "llmctl_gateway_requests",
-            "Requests answered, by deployment and HTTP status.",
+            "Requests answered, by deployment and HTTP status (499: the client hung up first).",
             ["deployment", "code"],
             registry=self.registry,
         )

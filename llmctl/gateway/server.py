@@ -2,16 +2,20 @@
 
 Routes by the request's `model` (the deployment name), streams responses through chunk by chunk, retries
 on another replica only when the first failed before sending anything upstream, and holds requests while a
-deployment has no ready replica (scale from zero), answering 503 with Retry-After past a bound.
+deployment has no ready replica (scale from zero), answering 503 with Retry-After past a bound. A client
+that hangs up is routine: its upstream request is cancelled and it is counted as a 499, without a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import ipaddress
 import json
+import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -23,7 +27,11 @@ from llmctl.gateway.metrics import GatewayMetrics
 from llmctl.gateway.registry import DeploymentRoutes, Endpoint, Registry
 from llmctl.gateway.routing import RouteKey
 
+log = logging.getLogger(__name__)
+
 PROXIED = ("/v1/completions", "/v1/chat/completions")
+# nginx's "client closed request": counted in the requests metric, never sent (nobody is left to read it).
+CLIENT_CLOSED = 499
 MAX_ATTEMPTS = 3  # one replica and two others, when replicas refuse connections
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and those aiohttp recomputes must not be copied across.
 _SKIP_HEADERS = {
@@ -35,6 +43,25 @@ _SKIP_HEADERS = {
     "authorization",
     "content-encoding",
 }
+
+
+class _ClientGone(Exception):
+    """The client hung up before its answer was complete."""
+
+
+def _hung_up(request: web.Request) -> bool:
+    return request.transport is None or request.transport.is_closing()
+
+
+@contextlib.contextmanager
+def _to_client(upstream: aiohttp.ClientResponse) -> Iterator[None]:
+    """Around writes to the client: a connection error there means the client left, not that the replica
+    failed, and the replica should stop generating for nobody, so its connection is closed, not pooled."""
+    try:
+        yield
+    except ConnectionError as exc:
+        upstream.close()
+        raise _ClientGone from exc
 
 
 def _error(status: int, message: str, kind: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -72,6 +99,12 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.upstream_timeout_s = upstream_timeout_s
         self._session: aiohttp.ClientSession | None = None
+
+    def runner(self) -> web.AppRunner:
+        """The app in a runner that cancels a request's handler when its client disconnects: without it
+        aiohttp notices a hang-up only at the next write, never while a replica queues, prefills or
+        generates an unstreamed answer, and the replica would keep working for nobody."""
+        return web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)
@@ -130,10 +163,26 @@ class Gateway:
             return _error(401, "invalid or missing API key", "authentication_error")
         routes.requests_total += 1
         routes.last_request_at = time.time()
-        response = await self._forward(request, routes, raw, _route_key(body), started)
+        try:
+            response = await self._forward(request, routes, raw, _route_key(body), started)
+        except _ClientGone:
+            self._client_gone(routes, request)
+            # aiohttp wants a response back; writing it fails quietly on the closed transport.
+            return web.Response(status=CLIENT_CLOSED)
+        except asyncio.CancelledError:
+            # The runner cancels the handler when its client disconnects (handler_cancellation, see
+            # `runner`); the finally blocks below have released the replica and closed its connection.
+            if _hung_up(request):
+                self._client_gone(routes, request)
+            raise
         self.metrics.requests.labels(routes.name, str(response.status)).inc()
         self.metrics.latency.labels(routes.name).observe(time.perf_counter() - started)
         return response
+
+    def _client_gone(self, routes: DeploymentRoutes, request: web.Request) -> None:
+        # A hang-up is routine (a user stops a generation, a load generator times out): no traceback.
+        log.debug("client %s hung up on %s; upstream request cancelled", request.remote, routes.name)
+        self.metrics.requests.labels(routes.name, str(CLIENT_CLOSED)).inc()
 
     async def _wait_ready(self, routes: DeploymentRoutes) -> bool:
         if routes.endpoints:
@@ -191,24 +240,40 @@ class Gateway:
         self.metrics.in_flight.labels(routes.name).inc()
         try:
             async with self._session.post(endpoint.url + request.path, data=raw, headers=headers) as upstream:
-                self.metrics.first_byte.labels(routes.name).observe(time.perf_counter() - started)
-                out = web.StreamResponse(
-                    status=upstream.status,
-                    headers={k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_HEADERS},
-                )
-                await out.prepare(request)
                 try:
-                    async for chunk in upstream.content.iter_any():
-                        await out.write(chunk)
-                except aiohttp.ClientError:
-                    # The replica died mid-answer. Bytes were sent, so no retry; cut the client's connection
-                    # too, so it sees a truncated response rather than a clean but short one.
-                    self.metrics.upstream_failures.labels(routes.name).inc()
-                    if request.transport is not None:
-                        request.transport.close()
-                    return out
-                await out.write_eof()
-                return out
+                    return await self._relay(request, routes, upstream, started)
+                except asyncio.CancelledError:
+                    # Closed rather than released to the pool: the replica sees the disconnect and aborts.
+                    upstream.close()
+                    raise
         finally:
             endpoint.outstanding -= 1
             self.metrics.in_flight.labels(routes.name).dec()
+
+    async def _relay(
+        self, request: web.Request, routes: DeploymentRoutes, upstream: aiohttp.ClientResponse, started: float
+    ) -> web.StreamResponse:
+        self.metrics.first_byte.labels(routes.name).observe(time.perf_counter() - started)
+        out = web.StreamResponse(
+            status=upstream.status,
+            headers={k: v for k, v in upstream.headers.items() if k.lower() not in _SKIP_HEADERS},
+        )
+        with _to_client(upstream):
+            await out.prepare(request)
+        while True:
+            try:
+                chunk = await upstream.content.readany()
+            except aiohttp.ClientError:
+                # The replica died mid-answer. Bytes were sent, so no retry; cut the client's connection
+                # too, so it sees a truncated response rather than a clean but short one.
+                self.metrics.upstream_failures.labels(routes.name).inc()
+                if request.transport is not None:
+                    request.transport.close()
+                return out
+            if not chunk:
+                break
+            with _to_client(upstream):
+                await out.write(chunk)
+        with _to_client(upstream):
+            await out.write_eof()
+        return out
