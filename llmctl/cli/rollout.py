@@ -140,5 +140,8 @@ def stop_command(
                 rollout = Rollout(inv, fleet, store)
                 return list(await asyncio.gather(*(rollout.stop(r, "llmctl stop") for r in rows)))
 
-        for o in asyncio.run(go()):
+        outcomes = asyncio.run(go())
+        for o in outcomes:
             console.print(f"{o.name}: {o.detail}", highlight=False)
+        if any(o.phase == "failed" for o in outcomes):
+            raise typer.Exit(1)

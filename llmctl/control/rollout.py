@@ -121,20 +121,27 @@ class Rollout:
         self.progress(subject, f"{kind}: {reason}")
 
     async def stop(self, row: ReplicaRow, reason: str, forget: bool = True) -> ReplicaOutcome:
-        """Stop the replica's process; `forget` drops its row (a stopped slot is simply free again)."""
+        """Stop every process of the replica; `forget` drops its row (a stopped slot is simply free again).
+        A stop that cannot be confirmed (host unreachable, processes surviving SIGKILL) keeps the row, as
+        failed with the reason: a replica is forgotten only once it is known to be gone."""
         host = self.inventory.host(row.host)
         put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "stopping"}))
         try:
             result = await self.fleet.transport(host).run(stop_argv(run_dir(host, row.name)), timeout=60)
-            detail = result.stdout.strip()
+            problem = "" if result.ok else (result.stderr or result.stdout).strip() or f"exit {result.exit_status}"
         except FleetError as exc:
-            detail = f"could not reach {row.host}: {exc.problem}"
+            result, problem = None, f"could not reach {row.host}: {exc.problem}"
+        if result is None or problem:
+            why = f"stop not confirmed ({reason}): {problem}"
+            put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "failed", "reason": why}))
+            self._event(row.name, "stop-failed", why)
+            return ReplicaOutcome(row.name, "failed", why)
         if forget:
             delete_replica(self.store, row.name)
         else:
             put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "stopped", "pid": None}))
         self._event(row.name, "stopped", reason)
-        return ReplicaOutcome(row.name, "stopped", detail)
+        return ReplicaOutcome(row.name, "stopped", result.stdout.strip())
 
     async def launch(
         self, deployment: str, slot: Slot, reason: str, restarts: int = 0
