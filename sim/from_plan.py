@@ -17,7 +17,6 @@ def cluster_from_plan(
     """A ClusterSpec for a playbook planned on an inventory: each deployment's replica shape (engine, model,
     GPU, TP, FP8, EAGLE-3, KV capacity, scheduler limits) from the planner, its policy, cold-start and wake
     times from its desired state, the GPU price from the inventory. `options` go to ClusterSpec."""
-    from llmctl.catalog.models import find_model
     from llmctl.config.inventory import Inventory, load_inventory
     from llmctl.engines.emulator.timing import step_timer
     from llmctl.perf.speculative import SpecConfig
@@ -40,9 +39,8 @@ def cluster_from_plan(
             continue  # no traffic of its own: it shows as what its lender's idle slots recover
         replica = next(r for r in plan.replicas if r.deployment == dd.name)
         shape = replica.shape
-        profile = shape_profile(shape)
-        model = find_model(shape.model)
-        draft = model.eagle3_draft_params if (shape.speculative_draft and model) else 0.0
+        profile = shape_profile(shape)  # from the Model the plan carries: a local model path is not in the catalog
+        draft = shape.model_spec.eagle3_draft_params if shape.speculative_draft else 0.0
         engine = EngineShape(
             step_timer(profile, SpecConfig(draft_params=draft) if draft else None),
             shape.kv_capacity_tokens,

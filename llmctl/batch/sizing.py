@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from llmctl.perf.capacity import max_batch, max_throughput
 from llmctl.perf.profile import Profile
+from llmctl.planner.shape import shape_profile
+from llmctl.planner.types import Shape
 
 HEADROOM = 1.25
 MAX_CONCURRENCY = 8192  # beyond this the client, not the fleet, is the bottleneck
@@ -26,6 +28,12 @@ class ReplicaShape:
     profile: Profile
     max_seqs: int
     max_model_len: int
+
+
+def replica_shape(shape: Shape) -> ReplicaShape:
+    """A planned replica's shape for sizing: its profile from the Model the plan carries (so a local model
+    directory works, it is not in the catalog), its max-num-seqs and context."""
+    return ReplicaShape(shape_profile(shape), shape.max_num_seqs, shape.max_context)
 
 
 @dataclass(frozen=True)

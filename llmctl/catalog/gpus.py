@@ -2,11 +2,16 @@
 
 All FLOP/s are *dense* (no 2:4 sparsity), which is what inference kernels reach. Prices are typical
 on-demand cloud rates per GPU-hour in late 2025; the inventory's own price always wins over them.
+
+A CPU host (vLLM's CPU backend) is a device too: `cpu_device(cores, memory)` builds one, named
+`CPU-x86-AVX512-<cores>c-<GiB>GiB`, from per-core numbers scaled by the host's core count (see below).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import Literal
 
 from llmctl.errors import LlmctlError
 
@@ -28,10 +33,16 @@ class GPU:
     price_per_hour: float  # USD per GPU-hour, typical on-demand
     aliases: tuple[str, ...]  # substrings of nvidia-smi names and common spellings
     source: str
+    kind: Literal["gpu", "cpu"] = "gpu"  # cpu: a whole host's CPU and memory, served by vLLM's CPU backend
+    cores: int = 0  # cpu only: logical CPUs (what `nproc` counts)
 
     @property
     def supports_fp8(self) -> bool:
         return self.fp8_flops is not None
+
+    @property
+    def is_cpu(self) -> bool:
+        return self.kind == "cpu"
 
     @property
     def memory_gib(self) -> float:
@@ -178,14 +189,82 @@ GPUS: dict[str, GPU] = {
 }
 
 
+# --- CPU hosts ------------------------------------------------------------------------------------------
+# "cores" are logical CPUs as the host's facts count them (`nproc`). Sources and reasoning:
+# - FLOP/s: an AVX-512 BF16 core (Intel Cooper Lake / Sapphire Rapids and later, AMD Zen 4 and later) issues
+#   VDPBF16PS on 2 FMA ports; each 512-bit instruction does 32 bf16 multiply-adds = 64 FLOP, so peak is
+#   2 x 32 x 2 = 128 FLOP/cycle per physical core (Intel Intrinsics Guide / optimisation manual, port 0+5).
+#   At a 2.0 GHz all-core AVX-512 clock (Xeon Platinum 8480+ base clock; heavy AVX-512 turbo sits near it)
+#   that is 256 GFLOP/s per physical core. x86 servers and cloud vCPUs run SMT-2: two logical CPUs share one
+#   core's FMA ports (and vLLM binds its OpenMP threads to one logical CPU per physical core), so a logical
+#   CPU counts for half: 128 GFLOP/s. AMX tiles (Sapphire Rapids) go beyond this; calibrate to see it.
+# - Memory bandwidth: one physical core streams ~10-15 GB/s on its own (single-thread STREAM triad on
+#   Sapphire Rapids / Genoa servers, bounded by the misses a core keeps in flight), i.e. ~6 GB/s per logical
+#   CPU; the sum is capped by one socket's DDR5: 8 channels x DDR5-4800 x 8 bytes = 307 GB/s peak. One
+#   socket, because vLLM's CPU backend binds a TP-1 engine's threads and memory to NUMA node 0.
+# - Price: general-purpose cloud vCPUs cost ~$0.05 per vCPU-hour on demand (AWS m7i.large, 2 vCPU / 8 GiB,
+#   $0.1008/h in us-east-1, late 2025).
+# - Memory when a name gives none: 4 GiB per logical CPU, the general-purpose cloud ratio (m7i, n2-standard).
+CPU_FAMILY = "CPU-x86-AVX512"
+CPU_BF16_FLOPS_PER_CORE = 128e9
+CPU_BANDWIDTH_PER_CORE = 6 * GB
+CPU_SOCKET_BANDWIDTH = 307 * GB
+CPU_PRICE_PER_CORE_HOUR = 0.05
+CPU_DEFAULT_GIB_PER_CORE = 4
+_CPU_NAME = re.compile(r"^cpu-x86-avx512-(\d+)c(?:-(\d+)gib)?$")
+
+
+def cpu_device(cores: int, memory_bytes: int) -> GPU:
+    """The device a CPU host offers the planner: its logical CPUs and memory, rounded down to whole GiB
+    (so that the name, which carries both, gives back exactly this device). The name leaves the memory out
+    where it is the default for that core count: CPU-x86-AVX512-2c is 2 cores with 8 GiB."""
+    if cores < 1:
+        raise LlmctlError(f"a CPU device needs at least one core, got {cores}")
+    gib = int(memory_bytes // GiB)
+    if gib < 1:
+        raise LlmctlError(f"a CPU device needs at least 1 GiB of memory, got {memory_bytes / GiB:.2f} GiB")
+    bandwidth = min(cores * CPU_BANDWIDTH_PER_CORE, CPU_SOCKET_BANDWIDTH)
+    return GPU(
+        name=f"{CPU_FAMILY}-{cores}c" + ("" if gib == cores * CPU_DEFAULT_GIB_PER_CORE else f"-{gib}GiB"),
+        memory_bytes=gib * GiB,
+        hbm_bandwidth=bandwidth,
+        bf16_flops=cores * CPU_BF16_FLOPS_PER_CORE,
+        fp8_flops=None,  # vLLM's CPU backend serves bf16; no FP8 matmul units
+        # Tensor parallelism on one host would go through shared memory; a CPU replica runs TP 1.
+        interconnect_bandwidth=bandwidth,
+        interconnect="memory",
+        # "Loading onto the device" is a copy from the page cache into the engine's memory.
+        host_link_bandwidth=bandwidth,
+        price_per_hour=cores * CPU_PRICE_PER_CORE_HOUR,
+        aliases=(),
+        source="per-core AVX-512 BF16 peak and DDR5 bandwidth, see llmctl/catalog/gpus.py",
+        kind="cpu",
+        cores=cores,
+    )
+
+
+def _find_cpu(name: str) -> GPU | None:
+    m = _CPU_NAME.match(name.strip().lower())
+    if m is None:
+        return None
+    cores = int(m.group(1))
+    gib = int(m.group(2)) if m.group(2) else cores * CPU_DEFAULT_GIB_PER_CORE
+    if cores < 1 or gib < 1:
+        return None
+    return cpu_device(cores, gib * GiB)
+
+
 def _normalise(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def find_gpu(name: str) -> GPU | None:
-    """Catalog entry for a catalog key, alias or nvidia-smi name (e.g. 'NVIDIA H100 80GB HBM3')."""
+    """Catalog entry for a catalog key, alias or nvidia-smi name (e.g. 'NVIDIA H100 80GB HBM3'), or the CPU
+    device a name like 'CPU-x86-AVX512-16c-96GiB' describes (without '-<N>GiB': 4 GiB per core)."""
     if name in GPUS:
         return GPUS[name]
+    if name.strip().lower().startswith("cpu-"):
+        return _find_cpu(name)
     wanted = _normalise(name.removeprefix("NVIDIA ").removeprefix("nvidia "))
     for gpu in GPUS.values():
         if wanted == _normalise(gpu.name) or any(wanted == _normalise(a) for a in gpu.aliases):
@@ -204,5 +283,6 @@ def find_gpu(name: str) -> GPU | None:
 def get_gpu(name: str) -> GPU:
     gpu = find_gpu(name)
     if gpu is None:
-        raise LlmctlError(f"unknown GPU type {name!r}; known: {', '.join(GPUS)}")
+        known = f"{', '.join(GPUS)}, {CPU_FAMILY}-<cores>c[-<GiB>GiB]"
+        raise LlmctlError(f"unknown GPU type {name!r}; known: {known}")
     return gpu

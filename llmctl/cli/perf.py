@@ -23,11 +23,15 @@ app = typer.Typer(
 )
 
 PROFILE_ARG = typer.Argument(
-    None, help="engine/model/gpu/dtype/tpN, e.g. vllm/meta-llama/Llama-3.1-8B-Instruct/H100-SXM/fp8/tp1"
+    None,
+    help="engine/model/gpu/dtype/tpN, e.g. vllm/meta-llama/Llama-3.1-8B-Instruct/H100-SXM/fp8/tp1; a CPU host "
+    "is CPU-x86-AVX512-<cores>c[-<GiB>GiB], e.g. vllm/Qwen/Qwen3-8B/CPU-x86-AVX512-32c-192GiB/bf16/tp1",
 )
 ENGINE_OPT = typer.Option(None, "--engine", help="vllm or sglang (default vllm)")
 MODEL_OPT = typer.Option(None, "--model", help="catalog model name or Hugging Face id")
-GPU_OPT = typer.Option(None, "--gpu", help="catalog GPU name, e.g. H100-SXM")
+GPU_OPT = typer.Option(
+    None, "--gpu", help="catalog GPU name, e.g. H100-SXM, or a CPU host: CPU-x86-AVX512-<cores>c[-<GiB>GiB]"
+)
 DTYPE_OPT = typer.Option(None, "--dtype", help="bf16 or fp8 (default bf16)")
 TP_OPT = typer.Option(None, "--tp", help="tensor-parallel size (default 1)")
 KV_DTYPE_OPT = typer.Option(None, "--kv-dtype", help="KV-cache dtype (default bf16)")
@@ -88,6 +92,13 @@ def resolve_cli_profile(
     return replace(keyed, factors=loaded.factors, memory_fraction=fraction)
 
 
+def _graphs(report: dict[str, Any]) -> str:
+    # vLLM's CPU backend has no CUDA graphs; without --enforce-eager it runs the torch.compile'd model.
+    if report.get("device") == "cpu":
+        return "compiled" if report["cuda_graphs"] else "eager"
+    return "CUDA graphs" if report["cuda_graphs"] else "eager"
+
+
 def _bar(value: float, top: float, width: int) -> str:
     cells = 0.0 if top <= 0 else value / top * width
     full = int(cells)
@@ -100,7 +111,7 @@ def _render(report: dict[str, Any]) -> None:
     console.print(
         f"[bold]{report['profile']}[/]  context {report['context']} tokens, "
         f"memory fraction {report['memory_fraction']:.2f}, "
-        f"{'CUDA graphs' if report['cuda_graphs'] else 'eager'}",
+        f"{_graphs(report)}",
         highlight=False,
     )
     console.print(
@@ -189,7 +200,7 @@ def show_command(
     spec: bool | None = typer.Option(
         None,
         "--spec/--no-spec",
-        help="compare EAGLE-3 speculative decoding (default: when the model has a draft)",
+        help="compare EAGLE-3 speculative decoding (default: when the model has a draft, on a GPU)",
     ),
     acceptance: float | None = typer.Option(None, "--acceptance", help="per-token draft acceptance rate"),
     draft_tokens: int | None = typer.Option(None, "--draft-tokens", help="draft length k"),
@@ -209,7 +220,8 @@ def show_command(
         profile_file=profile_file,
     )
     spec_cfg: SpecConfig | None = None
-    if spec is not False:
+    # llmctl plans no EAGLE-3 on vLLM's CPU backend; --spec still shows what it would do there.
+    if spec or (spec is None and not prof.gpu.is_cpu):
         overrides = {
             k: v
             for k, v in (("acceptance_rate", acceptance), ("num_draft_tokens", draft_tokens))

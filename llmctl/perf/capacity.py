@@ -27,6 +27,7 @@ def kv_fit(profile: Profile, spec: SpecConfig | None = None) -> MemoryFit:
         memory_fraction=profile.memory_fraction,
         step_tokens=profile.max_batched_tokens,
         draft_params=spec.draft_params if spec else 0.0,
+        kv_cache_bytes=profile.kv_cache_bytes,
     )
 
 

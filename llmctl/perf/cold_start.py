@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from llmctl.perf.memory import DTYPE_BYTES, weight_bytes
 
 if TYPE_CHECKING:
+    from llmctl.catalog.gpus import GPU
     from llmctl.perf.profile import Profile
 
 WeightSource = Literal["local", "network"]
@@ -59,7 +60,12 @@ class ColdStartFactors:
     wake_fixed_s: float = 0.5
 
 
-def default_cold_start(engine: str) -> ColdStartFactors:
+def default_cold_start(engine: str, gpu: GPU | None = None) -> ColdStartFactors:
+    if gpu is not None and gpu.is_cpu:
+        # vLLM's CPU backend: no CUDA context or NCCL to set up and no CUDA graphs (it sets
+        # cudagraph_capture_sizes = []), but torch.compile's inductor backend generates and builds C++ for
+        # the model, slower than on a GPU; then a warm-up forward pass. Estimates, calibrate from start-ups.
+        return ColdStartFactors(engine_init_s=10.0, compile_s=30.0, cuda_graph_sizes=0, warmup_s=5.0)
     if engine == "sglang":
         return ColdStartFactors(engine_init_s=15.0, compile_s=0.0, cuda_graph_sizes=30)
     return ColdStartFactors()

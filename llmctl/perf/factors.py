@@ -91,10 +91,32 @@ FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
 }
 
 
+# vLLM's CPU backend on an AVX-512 host. Estimates, to be replaced by `llmctl perf calibrate` on the host:
+# - memory: the catalog's per-core bandwidth is what one core streams (STREAM-like); decode's bf16 GEMV and
+#   paged-attention kernels reach most, not all, of it;
+# - compute: oneDNN's bf16 GEMMs reach ~60-80% of the AVX-512 BF16 peak on large shapes (benchdnn); end to
+#   end, with the non-GEMM ops on the same cores, lower;
+# - attention: the CPU paged-attention kernels are far from GEMM efficiency;
+# - overhead: scheduler, input preparation and sampling run in Python on the same cores as the model, with
+#   no CUDA graphs to hide launches: a few milliseconds a step (vLLM CPU start-up and step logs);
+# - without torch.compile (--enforce-eager) every op is a separate dispatch of ~10-20 us on CPU, ~15 per
+#   decoder layer.
+CPU_FACTORS = EfficiencyFactors(
+    hbm_efficiency=0.75,
+    compute_efficiency=0.5,
+    attention_efficiency=0.3,
+    overhead_s=4e-3,
+    eager_overhead_per_layer_s=200e-6,
+    per_seq_overhead_s=10e-6,
+)
+
+
 def default_factors(engine: str, gpu: GPU) -> EfficiencyFactors:
-    """Defaults for an engine on a GPU before any calibration."""
+    """Defaults for an engine on a GPU (or a CPU host) before any calibration."""
     if engine not in ENGINES:
         raise LlmctlError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    if gpu.is_cpu:
+        return CPU_FACTORS
     base = EfficiencyFactors()
     # SGLang's overlap scheduler prepares the next batch while the GPU runs the current one
     # (SGLang v0.4 blog), so less of the CPU cost shows up in the step.

@@ -2,6 +2,10 @@
 
 This is the one place that says how many KV-cache tokens fit; the planner's memory fit, the emulated engine's
 KV limit and the simulator's preemption all call `memory_fit`.
+
+On a CPU host (vLLM's CPU backend) the KV cache is not a share of the device: it is an explicit size in
+whole GiB (VLLM_CPU_KVCACHE_SPACE), what is left of host memory after headroom for the OS and the API server,
+the weights, the activations and the engine's own overhead (`cpu_kv_cache_bytes`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,26 @@ FIXED_OVERHEAD_BYTES = 1.5 * GiB
 # Peak activation memory of the profiling forward pass scales with the tokens of one step: hidden states,
 # the gated-MLP intermediate (gate+up) and attention workspace, in bf16.
 ACTIVATION_BYTES_PER_TOKEN_FACTOR = 2.0
+# Host memory a CPU replica leaves to everything else: the OS and page cache, the API server process (it
+# tokenises and detokenises, ~0.5-1 GiB RSS), sshd, the controller's probes. 2 GiB covers that on a small
+# VM; on large hosts a fixed amount is too little, because other processes and the kernel's own structures
+# grow with the machine, and the engine fails at start-up when the node's free memory falls short. So keep
+# 2 GiB or 10% of host memory, whichever is larger.
+CPU_HEADROOM_MIN_BYTES = 2 * GiB
+CPU_HEADROOM_FRACTION = 0.10
+
+
+def cpu_headroom_bytes(host_memory: float) -> float:
+    """Host memory a CPU replica must leave free (OS, API server, page cache)."""
+    return max(CPU_HEADROOM_MIN_BYTES, CPU_HEADROOM_FRACTION * host_memory)
+
+
+def cpu_kv_cache_bytes(host_memory: float, needed_without_kv: float) -> int:
+    """The KV cache a CPU replica can have, in bytes of whole GiB (VLLM_CPU_KVCACHE_SPACE is an integer
+    number of GiB): host memory less the headroom and what the engine needs besides KV, rounded down;
+    0 when not even 1 GiB is left."""
+    free = host_memory - cpu_headroom_bytes(host_memory) - needed_without_kv
+    return int(free // GiB) * GiB if free >= GiB else 0
 
 
 @dataclass(frozen=True)
@@ -79,13 +103,25 @@ def memory_fit(
     memory_fraction: float,
     step_tokens: int = 8192,
     draft_params: float = 0.0,
+    kv_cache_bytes: float | None = None,
 ) -> MemoryFit:
-    """How the memory of one rank splits between weights, activations, overhead and KV cache."""
+    """How the memory of one rank splits between weights, activations, overhead and KV cache.
+
+    `kv_cache_bytes` fixes the KV cache's size instead of taking what `memory_fraction` leaves (vLLM's
+    --kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE); on a CPU device it defaults to `cpu_kv_cache_bytes`
+    and `memory_fraction` is not read. The budget is then exactly what the replica uses."""
     weights = (weight_bytes(model, weight_dtype) + draft_params * DTYPE_BYTES["bf16"]) / tp
-    budget = gpu.memory_bytes * memory_fraction
     acts = activation_bytes(model, step_tokens, tp)
     per_token = kv_bytes_per_token(model, kv_dtype, tp)
-    free = budget - weights - acts - FIXED_OVERHEAD_BYTES
+    if kv_cache_bytes is None and gpu.is_cpu:
+        kv_cache_bytes = cpu_kv_cache_bytes(gpu.memory_bytes, weights + acts + FIXED_OVERHEAD_BYTES)
+    if kv_cache_bytes is not None:
+        kv = max(0.0, float(kv_cache_bytes))
+        budget = weights + acts + FIXED_OVERHEAD_BYTES + kv
+        free = kv
+    else:
+        budget = gpu.memory_bytes * memory_fraction
+        free = budget - weights - acts - FIXED_OVERHEAD_BYTES
     capacity = int(free // per_token) if free > 0 else 0
     return MemoryFit(
         gpu_memory=float(gpu.memory_bytes),

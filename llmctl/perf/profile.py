@@ -2,7 +2,8 @@
 
 A profile is what every user of the performance model holds: the planner asks it for capacity, the emulated
 engine for the time of an iteration, the simulator for cheap per-step times. Its name is
-`engine/model/gpu/dtype/tpN`, e.g. `vllm/meta-llama/Llama-3.1-8B-Instruct/H100-SXM/fp8/tp1`.
+`engine/model/gpu/dtype/tpN`, e.g. `vllm/meta-llama/Llama-3.1-8B-Instruct/H100-SXM/fp8/tp1`; on a CPU host
+the device is `CPU-x86-AVX512-<cores>c[-<GiB>GiB]`, e.g. `vllm/Qwen/Qwen3-8B/CPU-x86-AVX512-32c-192GiB/bf16/tp1`.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ class Profile:
     max_batched_tokens: int = 8192
     factors: EfficiencyFactors = field(default_factory=EfficiencyFactors)
     cold_start: ColdStartFactors = field(default_factory=ColdStartFactors)
+    # An explicit KV-cache size in bytes (VLLM_CPU_KVCACHE_SPACE on a CPU host) instead of what the memory
+    # fraction leaves; None: from the memory fraction (GPU) or the host-memory fit (CPU, see perf.memory).
+    kv_cache_bytes: float | None = None
 
     @property
     def name(self) -> str:
@@ -64,8 +68,11 @@ def make_profile(
     cuda_graphs: bool = True,
     max_batched_tokens: int = 8192,
     factor_overrides: dict[str, float] | None = None,
+    kv_cache_bytes: float | None = None,
 ) -> Profile:
-    """Resolve a profile from catalog names, with default factors for that engine and GPU."""
+    """Resolve a profile from catalog names (or a resolved Model and device), with default factors for that
+    engine and device. A local model directory is resolved by the playbook loader, which hands the Model on:
+    a name here is looked up in the catalog only."""
     engine = engine.lower()
     if engine not in ENGINES:
         raise LlmctlError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
@@ -77,6 +84,13 @@ def make_profile(
     resolved_gpu = gpu if isinstance(gpu, GPU) else get_gpu(gpu)
     if dtype not in DTYPES:
         raise LlmctlError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    if resolved_gpu.is_cpu and (dtype == "fp8" or kv_dtype == "fp8"):
+        raise LlmctlError(f"{resolved_gpu.name}: vLLM's CPU backend serves bf16 weights and KV cache, not fp8")
+    if resolved_gpu.is_cpu and tp != 1:
+        # The CPU device is one socket (vLLM binds a rank to one NUMA node); llmctl plans CPU replicas at TP 1.
+        raise LlmctlError(f"{resolved_gpu.name}: CPU profiles are tp1, got tp{tp}")
+    if resolved_gpu.is_cpu and engine != "vllm":
+        raise LlmctlError(f"{resolved_gpu.name}: only vllm runs on CPU hosts (SGLang has no CPU build on PyPI)")
     kv = kv_dtype or "bf16"
     if kv not in DTYPE_BYTES:
         raise LlmctlError(f"unknown kv dtype {kv!r}; known: {', '.join(DTYPE_BYTES)}")
@@ -101,7 +115,8 @@ def make_profile(
         cuda_graphs=cuda_graphs,
         max_batched_tokens=max_batched_tokens,
         factors=factors,
-        cold_start=default_cold_start(engine),
+        cold_start=default_cold_start(engine, resolved_gpu),
+        kv_cache_bytes=kv_cache_bytes,
     )
 
 

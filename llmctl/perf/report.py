@@ -47,6 +47,7 @@ def perf_report(
     wake = wake_time(profile)
     report: dict[str, Any] = {
         "profile": profile.name,
+        "device": profile.gpu.kind,
         "context": context,
         "memory_fraction": profile.memory_fraction,
         "kv_dtype": profile.kv_dtype,

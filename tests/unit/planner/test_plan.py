@@ -34,8 +34,13 @@ def flag_value(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+# local-cpu.yaml names a model directory the user downloads (a placeholder path): tests/unit/planner/
+# test_plan_cpu.py plans it on inventory/local-cpu.yaml with the placeholder pointed at a config.json.
+GPU_PLAYBOOKS = sorted(p.name for p in (ROOT / "playbooks").glob("*.yaml") if p.name != "local-cpu.yaml")
+
+
 @pytest.mark.parametrize("inventory", ["local.yaml", "example-ssh.yaml", "example-ansible.yaml"])
-@pytest.mark.parametrize("playbook", sorted(p.name for p in (ROOT / "playbooks").glob("*.yaml")))
+@pytest.mark.parametrize("playbook", GPU_PLAYBOOKS)
 def test_every_shipped_example_plans_to_valid_command_lines(playbook: str, inventory: str) -> None:
     plan = plan_files(ROOT / "playbooks" / playbook, ROOT / "inventory" / inventory)
     assert plan.replicas
