@@ -12,21 +12,10 @@ from llmctl.cli.common import STATE, open_store
 from llmctl.cli.output import console, print_json
 from llmctl.engines.shell import render_command
 from llmctl.errors import LlmctlError
-from llmctl.fleet.facts_parse import HostFacts
+from llmctl.fleet.facts import cached_facts
 from llmctl.planner import Plan, PlannedReplica
-from llmctl.planner.placement import HostResources
 from llmctl.planner.shape import ESTIMATE_CONTEXT
 from llmctl.planning import plan_files
-from llmctl.state.store import Store
-
-
-def planner_facts(store: Store) -> dict[str, HostResources]:
-    """Cached facts in the planner's form: GPUs for GPU hosts, logical CPUs and memory for CPU hosts."""
-    out: dict[str, HostResources] = {}
-    for host, (_, data) in store.all_facts().items():
-        facts = HostFacts.from_dict(data)
-        out[host] = HostResources(tuple(facts.gpu_slots()), facts.cpus, facts.memory_mib)
-    return out
 
 
 def replica_json(r: PlannedReplica) -> dict[str, Any]:
@@ -157,7 +146,7 @@ def plan_command(
 
     GPUs (and a CPU host's cores and memory) come from facts gathered by `llmctl hosts facts` where cached,
     else from the inventory."""
-    plan = plan_files(playbook, inventory, facts=planner_facts(open_store(state)) or None)
+    plan = plan_files(playbook, inventory, facts=cached_facts(open_store(state)) or None)
     prediction = _simulate(playbook, inventory, simulate) if simulate else None
     if as_json:
         print_json({**plan_json(plan), **({"simulation": prediction} if prediction else {})})

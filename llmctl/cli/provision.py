@@ -23,7 +23,7 @@ from llmctl.cli.common import (
     select,
 )
 from llmctl.cli.output import console, print_json
-from llmctl.fleet.facts import cached_gpu_facts
+from llmctl.fleet.facts import cached_facts
 from llmctl.fleet.provision import work_from_plan
 from llmctl.fleet.provision_run import StepOutcome, build_wheel, provision
 from llmctl.planning import plan_files
@@ -49,7 +49,7 @@ def provision_command(
 ) -> None:
     """Idempotently prepare each host the plan uses; re-running skips what is done and finishes what is not."""
     inv, hosts = select(inventory, limit)
-    plan = plan_files(playbook, inv, facts=cached_gpu_facts(open_store(state)) or None)
+    plan = plan_files(playbook, inv, facts=cached_facts(open_store(state)) or None)
     works = work_from_plan(plan, hosts, llmctl.__version__)
     if not works:
         console.print("nothing to provision: no planned replica on the selected hosts")

@@ -13,7 +13,7 @@ from llmctl.cli.output import console, print_json
 from llmctl.config.inventory import load_inventory
 from llmctl.control.rollout import Diff, ReplicaOutcome, Rollout, diff
 from llmctl.errors import LlmctlError
-from llmctl.fleet.facts import cached_gpu_facts
+from llmctl.fleet.facts import cached_facts
 from llmctl.planning import plan_and_desired
 from llmctl.state.records import ReplicaRow, replicas, writer_lock
 
@@ -47,7 +47,7 @@ def apply_command(
     """Plan, show the changes against what runs, confirm, then start, replace and stop replicas."""
     inv = load_inventory(inventory)
     store = open_store(state)
-    plan, desired = plan_and_desired(playbook, inv, facts=cached_gpu_facts(store) or None)
+    plan, desired = plan_and_desired(playbook, inv, facts=cached_facts(store) or None)
     with writer_lock(store):
         d = diff(plan, replicas(store))
         _show_diff(d)

@@ -10,6 +10,7 @@ from llmctl.fleet.facts_parse import GpuFact, HostFacts, parse_facts
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.provision import venv_dir
 from llmctl.fleet.transport import FleetError, Transport
+from llmctl.planner.placement import HostResources
 from llmctl.state.store import Store
 
 # Values arrive as $1 (model cache), $2 (llmctl venv), $3 (python): never spliced into the script text.
@@ -90,6 +91,11 @@ async def gather(
     return results
 
 
-def cached_gpu_facts(store: Store) -> dict[str, list[tuple[int, str]]]:
-    """Cached GPUs per host in the planner's facts form."""
-    return {host: HostFacts.from_dict(data).gpu_slots() for host, (_, data) in store.all_facts().items()}
+def cached_facts(store: Store) -> dict[str, HostResources]:
+    """Cached facts in the planner's form: GPUs for GPU hosts, logical CPUs and memory for CPU hosts.
+    plan, apply and provision all plan from this, so they shape a host the same way."""
+    out: dict[str, HostResources] = {}
+    for host, (_, data) in store.all_facts().items():
+        facts = HostFacts.from_dict(data)
+        out[host] = HostResources(tuple(facts.gpu_slots()), facts.cpus, facts.memory_mib)
+    return out

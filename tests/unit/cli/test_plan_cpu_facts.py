@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from llmctl.cli.main import app
-from llmctl.cli.plan import planner_facts
+from llmctl.fleet.facts import cached_facts
 from llmctl.fleet.facts_parse import GpuFact, HostFacts
 from llmctl.planner.placement import HostResources
 from llmctl.state.store import Store
@@ -37,7 +37,7 @@ def test_cached_cpu_facts_size_the_cpu_host(tmp_path: Path) -> None:
     )
     gpu = GpuFact(0, "NVIDIA L4", 23034, 0, 0, "GPU-1", "L4")
     store.put_facts("gpu-host", HostFacts(host="gpu-host", gpus=(gpu,), cpus=32, memory_mib=1).to_dict())
-    assert planner_facts(store)["gpu-host"] == HostResources(((0, "NVIDIA L4"),), 32, 1)
+    assert cached_facts(store)["gpu-host"] == HostResources(((0, "NVIDIA L4"),), 32, 1)
     store.close()
 
     args = ["plan", str(pb), "-i", str(ROOT / "inventory/local-cpu.yaml"), "--json", "--state", str(state)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from llmctl.config.inventory import Host
-from llmctl.fleet.facts import cached_gpu_facts, facts_argv, with_declared_gpus
+from llmctl.fleet.facts import cached_facts, facts_argv, with_declared_gpus
 from llmctl.fleet.facts_parse import HostFacts, parse_facts, parse_gpu_csv
 from llmctl.state.store import Store
 
@@ -103,5 +103,5 @@ def test_facts_script_takes_values_as_arguments() -> None:
 def test_cached_facts_in_the_planners_form(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     store.put_facts("h1", parse_facts("h1", OUTPUT).to_dict(), 123.0)
-    assert cached_gpu_facts(store) == {"h1": [(0, "NVIDIA H100 80GB HBM3"), (1, "NVIDIA L40S")]}
+    assert cached_facts(store)["h1"].gpus == ((0, "NVIDIA H100 80GB HBM3"), (1, "NVIDIA L40S"))
     assert store.facts("h1") is not None and store.facts("h1")[0] == 123.0  # type: ignore[index]
