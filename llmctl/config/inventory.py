@@ -77,6 +77,9 @@ class Host(Strict):
     accelerator: Literal["gpu", "cpu"] = "gpu"
     # Virtual environment holding the engine (default {workdir}/venv), for local and SSH hosts alike.
     engine_venv: str | None = None
+    # First port the host's engines listen on (then the next free one); default the engine's own (vLLM
+    # 8000, SGLang 30000). For hosts that share a network stack, such as several hosts on one machine.
+    engine_port: int | None = Field(default=None, ge=1, le=65535)
     cpu: DeclaredCPU | None = None  # accelerator: cpu only
 
     @field_validator("accelerator")

@@ -204,7 +204,7 @@ def _backfill_one(
     except DoesNotFit as exc:
         problem = f"does not fit on {spare.name}'s {len(spare.gpu_indices)} GPU(s): {exc}"
         raise _error(lines, file, where, problem) from None
-    port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
+    port = state.port(state.host.engine_port or ENGINES[shape.flavour].DEFAULT_PORT)
     return _replica(
         dep, d_index, r_index, shape, state, spare.gpu_indices[: shape.tp], port, flagspecs, lines, file,
         shares_with=spare.name,
@@ -241,7 +241,7 @@ def _place_one(
         if gpus is None:
             full.append(f"{state.host.name}: {len(state.free(gpu.name))} of {total} {gpu.name} free")
             continue
-        port = state.port(ENGINES[shape.flavour].DEFAULT_PORT)
+        port = state.port(state.host.engine_port or ENGINES[shape.flavour].DEFAULT_PORT)
         return _replica(dep, d_index, r_index, shape, state, gpus, port, flagspecs, lines, file)
     if misfits and not full:
         field = next(iter(fields)) if len(fields) == 1 else ()

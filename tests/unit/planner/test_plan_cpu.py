@@ -248,3 +248,20 @@ def test_an_sglang_pin_of_an_auto_deployment_does_not_pin_vllm_on_cpu(
     pb = deployment(model_dir(tmp_path), engine="auto") + "    engine_version: 0.5.23\n"
     (r,) = plan_yaml(pb, CPU_HOST).replicas
     assert (r.shape.flavour, r.shape.engine_version) == ("vllm", vllm.CPU_VERSION)
+
+
+def test_engine_port_sets_where_a_hosts_replicas_listen(tmp_path: Path) -> None:
+    from llmctl.planning import plan_files
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "hosts:\n  a: {connection: local, engine_port: 9100, gpus: {type: H100-SXM, count: 2}}\n"
+    )
+    pb = tmp_path / "pb.yaml"
+    pb.write_text(
+        "deployments:\n  - {name: c, model: meta-llama/Llama-3.1-8B-Instruct, workload: offline, engine: vllm,\n"
+        "     scaling: {min_replicas: 2}}\n"
+    )
+    plan = plan_files(pb, inv)
+    assert [r.port for r in plan.replicas] == [9100, 9101]
+    assert all(r.argv[r.argv.index("--port") + 1] == str(r.port) for r in plan.replicas)
