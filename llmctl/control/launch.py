@@ -99,9 +99,13 @@ def start_argv(
     )
     command = render_command(argv, env)
     # Assignments work only at the start of a command, so after setsid/nohup the env travels through env(1).
+    # The program's own pid is written by a shell that then becomes the program (exec): `$!` would name
+    # setsid, which forks when it happens to lead a process group (as under some sshd sessions).
     detached = (
         'setsid nohup env "' + RUN_DIR_ENV + '=$d" '
-        + render_command(["env", *(f"{k}={v}" for k, v in env.items()), *argv])
+        + render_command(
+            ["env", *(f"{k}={v}" for k, v in env.items()), "sh", "-c", 'echo $$ > pid; exec "$@"', "sh", *argv]
+        )
     )
     script = (
         f"{_ALIVE}; {_REAP}; d={d}; {_ABSOLUTE}; g=; mkdir -p \"$d\" || exit 97; "
@@ -111,8 +115,9 @@ def start_argv(
         f"exit {LEFTOVERS}; fi; "
         'cd "$d" || exit 97; '
         f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
-        f"{detached} > log 2>&1 < /dev/null & "
-        'echo $! > pid; echo "started $!"'
+        f"rm -f pid; {detached} > log 2>&1 < /dev/null & "
+        'i=0; while [ ! -s pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; '
+        '[ -s pid ] || { echo "the engine process did not start" >&2; exit 97; }; echo "started $(cat pid)"'
     )
     return _sh(script)
 
