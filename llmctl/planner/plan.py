@@ -283,6 +283,10 @@ def _replica(
     # A CPU replica has no GPUs to pick; its slot index 0 is the whole host's CPU.
     visible = {} if shape.device == "cpu" else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
     env = {**visible, **ENGINES[shape.flavour].env(shape)}
+    if shape.device == "cpu" and state.host.cpu_bind:
+        # An explicit binding replaces vLLM's automatic one, and with it the reserved cores.
+        env = {k: v for k, v in env.items() if k != vllm.CPU_RESERVED_ENV}
+        env[vllm.CPU_BIND_ENV] = state.host.cpu_bind
     if shape.engine == "emulated":
         env.update(emulated.env(shape.gpu_type))
     return PlannedReplica(

@@ -265,3 +265,30 @@ def test_engine_port_sets_where_a_hosts_replicas_listen(tmp_path: Path) -> None:
     plan = plan_files(pb, inv)
     assert [r.port for r in plan.replicas] == [9100, 9101]
     assert all(r.argv[r.argv.index("--port") + 1] == str(r.port) for r in plan.replicas)
+
+
+def test_cpu_bind_replaces_vllms_automatic_binding(tmp_path: Path) -> None:
+    from llmctl.planning import plan_files
+
+    model = tmp_path / "m"
+    model.mkdir()
+    (model / "config.json").write_text(
+        json.dumps(
+            {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 256,
+             "intermediate_size": 512, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 512, "max_position_embeddings": 2048}
+        )
+    )  # fmt: skip
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        "hosts:\n  a: {connection: local, accelerator: cpu, cpu_bind: '1', cpu: {cores: 2, memory_gib: 8}}\n"
+        "  b: {connection: local, accelerator: cpu, cpu: {cores: 2, memory_gib: 8}}\n"
+    )
+    pb = tmp_path / "pb.yaml"
+    pb.write_text(
+        f"deployments:\n  - {{name: c, model: {model}, workload: online, engine: vllm,"
+        " serving: {max_context: 1024, concurrency: 2}, scaling: {min_replicas: 2}}\n"
+    )
+    env = {r.host: r.env for r in plan_files(pb, inv).replicas}
+    assert env["a"]["VLLM_CPU_OMP_THREADS_BIND"] == "1" and "VLLM_CPU_NUM_OF_RESERVED_CPU" not in env["a"]
+    assert env["b"]["VLLM_CPU_OMP_THREADS_BIND"] == "auto" and env["b"]["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
