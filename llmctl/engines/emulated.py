@@ -14,6 +14,9 @@ FLAVOURS = {"vllm": vllm, "sglang": sglang}
 GPU_ENV = "LLMCTL_EMULATED_GPU"
 # Multiplies every modelled duration (cold start, engine steps): tests and demos run faster than real time.
 TIME_SCALE_ENV = "LLMCTL_EMULATOR_TIME_SCALE"
+# A profile file (`llmctl perf calibrate -o FILE`): the emulator times its steps with that file's calibrated
+# efficiency factors instead of the defaults for its device.
+PROFILE_ENV = "LLMCTL_EMULATOR_PROFILE"
 
 
 def program(flavour: str) -> tuple[str, ...]:

@@ -29,6 +29,7 @@ emulator does not model are accepted and ignored.
 environment:
   LLMCTL_EMULATED_GPU         catalog GPU the replica stands in for (default H100-SXM)
   LLMCTL_EMULATOR_TIME_SCALE  multiplies every modelled duration: cold start, engine steps (default 1.0)
+  LLMCTL_EMULATOR_PROFILE     profile file (llmctl perf calibrate -o FILE) whose factors time the steps
 """
 
 

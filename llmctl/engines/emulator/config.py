@@ -12,11 +12,12 @@ from pathlib import Path
 from llmctl.catalog.gpus import get_gpu
 from llmctl.catalog.models import Model
 from llmctl.config.models import resolve_model
-from llmctl.engines.emulated import GPU_ENV, TIME_SCALE_ENV
+from llmctl.engines.emulated import GPU_ENV, PROFILE_ENV, TIME_SCALE_ENV
 from llmctl.engines.flagspec import FlagSpec
 from llmctl.engines.flagtypes import convert
 from llmctl.engines.snapshots import load_flagspec
 from llmctl.errors import LlmctlError
+from llmctl.perf.factors import EfficiencyFactors
 from llmctl.perf.speculative import DEFAULT_DRAFT_TOKENS
 
 # The planner always sets the GPU; a hand-started emulator stands in for the most common serving card.
@@ -44,6 +45,9 @@ class EmulatorConfig:
     api_keys: tuple[str, ...]  # vLLM takes several (--api-key A B); empty: /v1 is open
     gpu: str
     time_scale: float
+    kv_cache_dtype: str = "auto"  # the flag as given (vLLM reports it in cache_config_info)
+    load_tracking: bool = False  # vLLM --enable-server-load-tracking: /load counts requests in flight
+    factors: EfficiencyFactors | None = None  # from LLMCTL_EMULATOR_PROFILE; None: the device's defaults
 
 
 class UsageError(Exception):
@@ -82,6 +86,9 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
             "mem": "gpu_memory_utilization",
         }
         defaults = {"tp": 1, "seqs": 256, "batched": 8192, "mem": 0.92, "port": 8000, "host": "0.0.0.0"}
+        if get_gpu(_gpu(env.get(GPU_ENV) or DEFAULT_GPU)).is_cpu:
+            # vLLM's own defaults for its API server on the CPU platform (EngineArgs._set_default_args).
+            defaults |= {"seqs": 128, "batched": 2048}
         sleep = bool(v.get("enable_sleep_mode")) and env.get("VLLM_SERVER_DEV_MODE") == "1"
         metrics = True
     else:
@@ -139,6 +146,9 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         api_keys=_api_keys(flavour, v.get("api_key"), env),
         gpu=_gpu(env.get(GPU_ENV) or DEFAULT_GPU),
         time_scale=_time_scale(env.get(TIME_SCALE_ENV) or "1.0"),
+        kv_cache_dtype=kv,
+        load_tracking=flavour == "vllm" and bool(v.get("enable_server_load_tracking")),
+        factors=_factors(env.get(PROFILE_ENV)),
     )
 
 
@@ -147,6 +157,19 @@ def _gpu(name: str) -> str:
         return get_gpu(name).name
     except LlmctlError as exc:
         raise ConfigError(f"{GPU_ENV}: {exc}") from None
+
+
+def _factors(path: str | None) -> EfficiencyFactors | None:
+    """Only the file's factors are taken: model, device and limits come from the command line and
+    LLMCTL_EMULATED_GPU as always, so one calibrated file can time a replica started with other flags."""
+    if not path:
+        return None
+    from llmctl.bench.profile_file import load_profile_file  # yaml, and only when a file is given
+
+    try:
+        return load_profile_file(path).factors
+    except LlmctlError as exc:
+        raise ConfigError(f"{PROFILE_ENV}: {exc}") from None
 
 
 def _time_scale(raw: str) -> float:

@@ -51,6 +51,7 @@ class StepResult:
     first_token: tuple[str, ...] = ()
     finished: tuple[str, ...] = ()
     preempted: tuple[str, ...] = ()
+    scheduled: tuple[str, ...] = ()  # admitted from the queue this step (again, after a preemption)
     batch: StepBatch = field(default_factory=StepBatch)
 
 
@@ -133,6 +134,7 @@ class Scheduler:
         # Decoders not scheduled for lack of budget still keep their slot: the check above counted them.
         free_kv = self.capacity - self.kv_used - sum(1 for s in self.running if not s.prefilling)
         chunks: list[tuple[Sequence, int]] = []
+        scheduled: list[str] = []
         for s in self.running:
             if s.prefilling and budget > 0:
                 n = min(s.prefill_target - s.computed, budget)
@@ -145,6 +147,7 @@ class Scheduler:
                 break
             self.waiting.popleft()
             self.running.append(s)
+            scheduled.append(s.id)
             n = min(s.prefill_target, budget)
             chunks.append((s, n))
             budget -= n
@@ -178,4 +181,6 @@ class Scheduler:
         if finished:
             done = set(finished)
             self.running = [s for s in self.running if s.id not in done]
-        return StepResult(duration, emitted, tuple(first), tuple(finished), tuple(preempted), batch)
+        return StepResult(
+            duration, emitted, tuple(first), tuple(finished), tuple(preempted), tuple(scheduled), batch
+        )

@@ -12,6 +12,7 @@ from llmctl.engines.emulator.config import EmulatorConfig
 from llmctl.engines.emulator.core import Scheduler
 from llmctl.engines.emulator.metrics import EngineMetrics
 from llmctl.engines.emulator.timing import StepTimer
+from llmctl.engines.emulator.vllm_metrics import RequestTimes
 
 # Queue markers after the token counts: the request ran to its max_tokens, or it was dropped.
 FINISHED = -1
@@ -20,16 +21,15 @@ ABORTED = -2
 
 @dataclass
 class Pending:
+    times: RequestTimes
     queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)  # token counts, then a marker
-    arrived: float = field(default_factory=time.perf_counter)
-    last: float = 0.0  # when its latest token came out; 0 before the first
 
 
 class Engine:
     def __init__(self, config: EmulatorConfig, model: StepTimer, kv_capacity: int) -> None:
         self.config = config
         self.scheduler = Scheduler(model, kv_capacity, config.max_seqs, config.max_batched_tokens)
-        self.metrics = EngineMetrics(config.flavour, config.served_names[0])
+        self.metrics = EngineMetrics(config, kv_capacity)
         self.pending: dict[str, Pending] = {}
         self.sleeping = False
         self._wakeup = asyncio.Event()
@@ -38,7 +38,7 @@ class Engine:
     def submit(self, prompt: int, max_tokens: int) -> tuple[str, Pending]:
         rid = str(next(self._ids))
         self.scheduler.add(rid, prompt, max_tokens)
-        pending = self.pending[rid] = Pending()
+        pending = self.pending[rid] = Pending(RequestTimes(prompt, max_tokens, time.perf_counter()))
         self.metrics.tokens(prompt=prompt)
         self._wakeup.set()
         return rid, pending
@@ -66,26 +66,54 @@ class Engine:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
+            started = time.perf_counter()
             result = s.step()
-            self.metrics.preempted(len(result.preempted))
-            self.metrics.state(s.num_running, s.num_waiting, s.kv_usage)
+            m = self.metrics
+            m.preempted(len(result.preempted))
+            m.state(s.num_running, s.num_waiting, s.kv_usage)
+            self._admitted(result.scheduled, result.preempted, started)
             # The model says how long this iteration takes on the GPU; waiting it out is the emulation.
             await asyncio.sleep(result.duration_s * self.config.time_scale)
             # Latencies are taken here, as the engines take them in their output processors: wall time, so
             # at a time scale below 1 they shrink with it.
             now = time.perf_counter()
-            m = self.metrics
+            completed_prompts = 0
             for rid, n in result.emitted.items():
                 pending = self.pending.get(rid)
                 if pending is None:  # aborted while this step was running
                     continue
-                m.latency(first=not pending.last, seconds=now - (pending.last or pending.arrived))
-                pending.last = now
+                t = pending.times
+                m.latency(first=not t.last_token, seconds=now - (t.last_token or t.arrived))
+                if not t.first_token:
+                    t.first_token = now
+                    completed_prompts += t.prompt_tokens
+                t.last_token = now
+                t.generated += n
                 pending.queue.put_nowait(n)
                 m.tokens(generated=n)
+            if m.vllm is not None:
+                m.vllm.step(completed_prompts, sum(result.emitted.values()))
             for rid in result.finished:
                 done = self.pending.pop(rid, None)
                 if done is not None:
-                    m.request_latency(now - done.arrived)
+                    m.request_latency(now - done.times.arrived)
                     m.finished("length")
+                    if m.vllm is not None:
+                        m.vllm.finished(done.times)
                     done.queue.put_nowait(FINISHED)
+
+    def _admitted(self, scheduled: tuple[str, ...], preempted: tuple[str, ...], at: float) -> None:
+        """Note when requests were first scheduled and how often preempted; each admission queries the
+        prefix cache with every token it must compute."""
+        for rid in preempted:
+            if rid in self.pending:
+                self.pending[rid].times.preemptions += 1
+        if not scheduled:
+            return
+        targets = {q.id: q.prefill_target for q in self.scheduler.running}
+        for rid in scheduled:
+            pending = self.pending.get(rid)
+            if pending is not None and not pending.times.scheduled:
+                pending.times.scheduled = at
+            if self.metrics.vllm is not None:
+                self.metrics.vllm.admitted(targets.get(rid, 0))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from llmctl.engines.emulator.config import EmulatorConfig
+from llmctl.engines.emulator.vllm_metrics import INTER_TOKEN, REQUEST_LATENCY, VllmMetrics
 from llmctl.engines.metric_names import METRICS
 
 # The engines' own bucket bounds (vLLM V1 loggers.py, SGLang metrics_collector.py), so histogram_quantile
@@ -14,14 +16,8 @@ BUCKETS: dict[str, dict[str, tuple[float, ...]]] = {
             0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
             40.0, 80.0, 160.0, 640.0, 2560.0,
         ),
-        "itl": (
-            0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0,
-            80.0,
-        ),
-        "e2e": (
-            0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
-            480.0, 960.0, 1920.0, 7680.0,
-        ),
+        "itl": INTER_TOKEN,
+        "e2e": REQUEST_LATENCY,
     },
     "sglang": {
         "ttft": (0.1, 0.2, 0.4, 0.6, 0.8, 1, 2, 4, 6, 8, 10, 20, 40, 60, 80, 100, 200, 400),
@@ -38,12 +34,15 @@ BUCKETS: dict[str, dict[str, tuple[float, ...]]] = {
 
 PREEMPTIONS = "vllm:num_preemptions_total"
 SGLANG_ABORTED = "sglang:num_aborted_requests_total"
+# vLLM's finished_reason values, all exported from the start; the emulator only ever finishes with two.
+VLLM_FINISH_REASONS = ("stop", "length", "abort", "error", "repetition")
 
 
 class EngineMetrics:
     """One registry per server (not the process-global one), so in-process tests can run several."""
 
-    def __init__(self, flavour: str, model_name: str) -> None:
+    def __init__(self, config: EmulatorConfig, kv_capacity: int) -> None:
+        flavour, model_name = config.flavour, config.served_names[0]
         n = METRICS[flavour]
         buckets = BUCKETS[flavour]
         self.registry = r = CollectorRegistry()
@@ -91,7 +90,7 @@ class EngineMetrics:
             if total is not None:
                 total.labels(*self._values)
         if flavour == "vllm":
-            for reason in ("stop", "length", "abort"):
+            for reason in VLLM_FINISH_REASONS:
                 self.requests.labels(*self._values, reason)
         else:
             self.requests.labels(*self._values)
@@ -100,6 +99,7 @@ class EngineMetrics:
         # Bound children, looked up once: the engine loop records every token, and labels() costs a lock.
         self._ttft, self._itl, self._e2e = (h.labels(*self._values) for h in (self.ttft, self.itl, self.e2e))
         self._generated = self.generation_tokens.labels(*self._values)
+        self.vllm = VllmMetrics(r, config, (model_name, "0"), kv_capacity) if flavour == "vllm" else None
 
     def finished(self, reason: str = "length") -> None:
         if self.flavour == "vllm":
@@ -128,3 +128,5 @@ class EngineMetrics:
         self.running.labels(*self._values).set(running)
         self.waiting.labels(*self._values).set(waiting)
         self.kv_usage.labels(*self._values).set(kv_usage)
+        if self.vllm is not None:
+            self.vllm.waiting(waiting)

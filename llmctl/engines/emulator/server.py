@@ -1,11 +1,14 @@
 """The emulated engine's HTTP server (aiohttp): OpenAI endpoints with SSE streaming, and the flavour's health,
-metrics and sleep/wake endpoints, over the engine loop in engine.py.
+metrics and sleep/wake endpoints, over the engine loop in engine.py. Request checks and answer bodies are in
+openai_api.py, in each engine's shapes; this module is the HTTP around them, FastAPI's manners included
+(JSON 404/405 bodies, /openapi.json), since both engines serve through FastAPI.
 
-Deliberate differences from the real engines, each for a reason:
+Deliberate differences from the real engines, each for a reason (llmctl.bench.conformance.DELIBERATE lists
+those its checks see):
 - No tokenizer: a text prompt counts ceil(characters / 4) tokens (config.prompt_tokens), a token-id list its
   length; output is filler words, one per token, and always runs to max_tokens (finish_reason "length",
-  there is no EOS). max_tokens defaults to 16 for chat as for completions, where the engines would let a
-  chat answer run to the end of the context.
+  there is no EOS). A chat request without max_tokens stops at 16 tokens, as if at an EOS, unless it sets
+  ignore_eos, when it runs to the end of the context as the engines' would.
 - Requests to a sleeping engine get 503. Real vLLM crashes its engine on them (vllm#15483) and SGLang has no
   guard either; a clean 503 lets a rehearsal show the controller routed to a sleeping replica.
 - Putting an engine to sleep aborts its unfinished requests (finish_reason "abort"), which is what their
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,17 +27,19 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from llmctl.engines.emulator.config import prompt_tokens
 from llmctl.engines.emulator.engine import ABORTED, Engine, Pending
 from llmctl.engines.emulator.logs import engine_log
+from llmctl.engines.emulator.openai_api import Answer, Parsed, RequestError, Stream, load, parse, whole
 from llmctl.engines.emulator.startup import wake_seconds
 from llmctl.engines.snapshots import PINNED_VERSIONS
 
 __all__ = ["EmulatorApp", "Engine"]
 
 FILLER = ("the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "and", "runs", "home")
-DEFAULT_MAX_TOKENS = 16
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SSE = "text/event-stream; charset=utf-8"  # what vLLM's StreamingResponse sends
+# FastAPI's answers for a path no route serves and for a method a route does not take.
+FASTAPI_ERRORS = {404: "Not Found", 405: "Method Not Allowed"}
 
 
 def filler(i: int) -> str:
@@ -41,53 +47,39 @@ def filler(i: int) -> str:
     return " " + FILLER[i % len(FILLER)]
 
 
-def _prompt_tokens(body: dict[str, Any], chat: bool) -> int:
-    """Prompt length in tokens: the length of a token-id list, else about four characters per token of text
-    (chat content may be a string or a list of parts)."""
-    if not chat:
-        prompt = body.get("prompt", "")
-        return len(prompt) if isinstance(prompt, list) else prompt_tokens(str(prompt)) if prompt else 0
-    text = ""
-    for message in body.get("messages") or []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        text += str(content or "")
-    return prompt_tokens(text) if text else 0
-
-
 def _reason(marker: int) -> str:
     return "abort" if marker == ABORTED else "length"
 
 
-def _choice(chat: bool, delta: dict[str, Any], reason: str | None) -> dict[str, Any]:
-    if chat:
-        return {"index": 0, "delta": delta, "finish_reason": reason}
-    return {"index": 0, "text": delta.get("content", ""), "logprobs": None, "finish_reason": reason}
-
-
-class RequestError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "BadRequestError") -> None:
-        super().__init__(message)
-        self.status = status
-        self.kind = kind
+def json_response(data: object, status: int = 200) -> web.Response:
+    # Exactly "application/json", as FastAPI's JSONResponse (aiohttp's json_response adds a charset).
+    return web.Response(
+        body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"}
+    )
 
 
 class EmulatorApp:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.config = engine.config
+        self.in_flight = 0  # completion requests being answered (vLLM's server_load)
 
     def build(self) -> web.Application:
         c = self.config
-        app = web.Application(middlewares=[self._auth])
+        # Outermost first: HTTP metrics see every answer, FastAPI's error bodies included.
+        middlewares = [self._http_metrics] if self.engine.metrics.vllm is not None else []
+        app = web.Application(middlewares=[*middlewares, self._fastapi_errors, self._auth])
         get, post = app.router.add_get, app.router.add_post
         get("/health", self._health)
         get("/v1/models", self._models)
         post("/v1/completions", self._completions)
         post("/v1/chat/completions", self._completions)
+        get("/openapi.json", self._openapi)
         if c.flavour == "vllm":
             get("/ping", self._health)
+            post("/ping", self._health)  # SageMaker's health check and entry point, which vLLM also serves
+            post("/invocations", self._completions)
+            get("/load", self._load)
             get("/version", self._json({"version": PINNED_VERSIONS["vllm"]}))
             get("/metrics", self._metrics)
             if c.sleep_mode:
@@ -105,19 +97,21 @@ class EmulatorApp:
                 post("/resume_memory_occupation", self._wake)
         return app
 
-    def _error(self, status: int, message: str, kind: str = "BadRequestError") -> web.Response:
+    def _error(
+        self, status: int, message: str, kind: str = "BadRequestError", param: str | None = None
+    ) -> web.Response:
         if self.config.flavour == "vllm":  # vLLM's ErrorResponse nests the fields under "error"
             body: dict[str, Any] = {
-                "error": {"message": message, "type": kind, "param": None, "code": status}
+                "error": {"message": message, "type": kind, "param": param, "code": status}
             }
         else:
             body = {"object": "error", "message": message, "type": kind, "param": None, "code": status}
-        return web.json_response(body, status=status)
+        return json_response(body, status)
 
     @staticmethod
     def _json(data: dict[str, Any]) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
-            return web.json_response(data)
+            return json_response(data)
 
         return handler
 
@@ -126,11 +120,54 @@ class EmulatorApp:
         keys = self.config.api_keys
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
         if keys and request.path.startswith("/v1") and given not in keys:
-            return web.json_response({"error": "Unauthorized"}, status=401)
+            return json_response({"error": "Unauthorized"}, 401)
         return await handler(request)
+
+    @web.middleware
+    async def _fastapi_errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+            response = json_response({"detail": FASTAPI_ERRORS[exc.status]}, exc.status)
+            if isinstance(exc, web.HTTPMethodNotAllowed):
+                response.headers["Allow"] = ", ".join(sorted(exc.allowed_methods - {"HEAD"}))
+            return response
+
+    @web.middleware
+    async def _http_metrics(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        # The route's template, or "none" where no route matched, as the instrumentator groups them.
+        route = resource.canonical if resource is not None else "none"
+        metrics = self.engine.metrics.vllm
+        if metrics is not None:
+            size = response.body_length if response.prepared else len(getattr(response, "body", b"") or b"")
+            metrics.http.observe(
+                route, request.method, response.status, request.content_length or 0, size, started
+            )
+        return response
+
+    async def _openapi(self, request: web.Request) -> web.StreamResponse:
+        paths: dict[str, dict[str, Any]] = {}
+        for route in request.app.router.routes():
+            # FastAPI leaves HEAD and the schema's own route out of the schema.
+            if (
+                route.method != "HEAD"
+                and route.resource is not None
+                and route.resource.canonical != "/openapi.json"
+            ):
+                paths.setdefault(route.resource.canonical, {})[route.method.lower()] = {}
+        return json_response(
+            {"openapi": "3.1.0", "info": {"title": "FastAPI", "version": "0.1.0"}, "paths": paths}
+        )
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
+
+    async def _load(self, request: web.Request) -> web.StreamResponse:
+        # vLLM counts requests in flight only with --enable-server-load-tracking; otherwise it reports 0.
+        return json_response({"server_load": self.in_flight if self.config.load_tracking else 0})
 
     async def _health_generate(self, request: web.Request) -> web.StreamResponse:
         # SGLang's /health_generate runs a one-token generation: with the weights released it cannot.
@@ -138,7 +175,7 @@ class EmulatorApp:
 
     async def _server_info(self, request: web.Request) -> web.StreamResponse:
         c = self.config
-        return web.json_response(
+        return json_response(
             {
                 "model_path": c.model.name,
                 "tp_size": c.tp,
@@ -156,23 +193,30 @@ class EmulatorApp:
 
     async def _models(self, request: web.Request) -> web.StreamResponse:
         c = self.config
-        data = [
-            {
-                "id": n,
-                "object": "model",
-                "owned_by": c.flavour,
-                "root": c.model.name,
-                "max_model_len": c.max_model_len,
-            }
-            for n in c.served_names
-        ]
-        return web.json_response({"object": "list", "data": data})
+        created = int(time.time())
+        data = []
+        for n in c.served_names:
+            model: dict[str, Any] = {"id": n, "object": "model", "created": created, "owned_by": c.flavour}
+            model["root"] = c.model.name
+            if c.flavour == "vllm":  # vLLM's ModelCard, in its key order
+                model |= {
+                    "parent": None,
+                    "max_model_len": c.max_model_len,
+                    "permission": [_permission(created)],
+                }
+            else:
+                model["max_model_len"] = c.max_model_len
+            data.append(model)
+        return json_response({"object": "list", "data": data})
 
     async def _sleep(self, request: web.Request) -> web.StreamResponse:
         # vLLM: level 1 offloads weights to CPU, level 2 discards them; the emulator models both as "asleep".
-        if request.query.get("level", "1") not in ("1", "2"):
+        level = request.query.get("level", "1")
+        if level not in ("1", "2"):
             return self._error(400, "level must be 1 or 2")
         self.engine.sleeping = True
+        if self.engine.metrics.vllm is not None:
+            self.engine.metrics.vllm.sleeping(int(level))
         dropped = self.engine.abort_all()
         if dropped:
             engine_log(
@@ -184,163 +228,82 @@ class EmulatorApp:
         if self.engine.sleeping:
             await asyncio.sleep(wake_seconds(self.config) * self.config.time_scale)
         self.engine.sleeping = False
+        if self.engine.metrics.vllm is not None:
+            self.engine.metrics.vllm.sleeping(0)
         return web.Response(status=200)
 
     async def _is_sleeping(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"is_sleeping": self.engine.sleeping})
-
-    def _check_length(self, n_prompt: int, max_tokens: int | None) -> int:
-        """The max_tokens the engine would run with, or RequestError with its message for a request too long."""
-        c, limit = self.config, self.config.max_model_len
-        wanted = DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens
-        if c.flavour == "vllm":
-            if n_prompt >= limit:
-                raise RequestError(
-                    400,
-                    f"This model's maximum context length is {limit} tokens. However, your request has "
-                    f"{n_prompt} input tokens. Please reduce the length of the input messages.",
-                )
-            if n_prompt + wanted > limit:
-                raise RequestError(
-                    400,
-                    f"'max_tokens' or 'max_completion_tokens' is too large: {wanted}. This model's maximum "
-                    f"context length is {limit} tokens and your request has {n_prompt} input tokens "
-                    f"({wanted} > {limit} - {n_prompt}).",
-                )
-            return wanted
-        if n_prompt >= limit:
-            raise RequestError(
-                400,
-                f"The input ({n_prompt} tokens) is longer than the model's context length ({limit} tokens).",
-            )
-        if n_prompt + wanted >= limit:
-            raise RequestError(
-                400,
-                f"Requested token count exceeds the model's maximum context length of {limit} tokens. You "
-                f"requested a total of {n_prompt + wanted} tokens: {n_prompt} tokens from the input messages and "
-                f"{wanted} tokens for the completion. Please reduce the number of tokens in the input messages "
-                "or the completion to fit within the limit.",
-            )
-        # SGLang starts with a KV pool smaller than the context and bounds each request by the pool instead.
-        max_req_len = min(limit, self.engine.scheduler.capacity) - 1
-        if n_prompt > max_req_len - 5:
-            raise RequestError(
-                400,
-                f"Input length ({n_prompt} tokens) exceeds the maximum allowed length ({max_req_len - 5} tokens). "
-                "Use a shorter input or enable --allow-auto-truncate.",
-            )
-        return min(wanted, max_req_len - n_prompt - 1)
-
-    def _parse(self, body: Any, chat: bool) -> tuple[str, int, int]:
-        """(model, prompt tokens, max_tokens) of a request body, or RequestError."""
-        if not isinstance(body, dict):
-            raise RequestError(400, "request body must be a JSON object")
-        model = body.get("model")
-        if model not in self.config.served_names:
-            raise RequestError(404, f"The model `{model}` does not exist.", "NotFoundError")
-        if self.engine.sleeping:
-            raise RequestError(503, "the engine is sleeping; wake it up first", "ServiceUnavailableError")
-        n_prompt = _prompt_tokens(body, chat)
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-        if n_prompt < 1:
-            raise RequestError(400, "The prompt cannot be empty.")
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-        ):
-            raise RequestError(400, f"max_tokens must be at least 1, got {max_tokens}.")
-        return str(model), n_prompt, self._check_length(n_prompt, max_tokens)
+        return json_response({"is_sleeping": self.engine.sleeping})
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        chat = request.path.endswith("/chat/completions")
+        c = self.config
         try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            return self._error(400, "request body is not valid JSON")
-        try:
-            model, n_prompt, max_tokens = self._parse(body, chat)
+            # The media type without its parameters (a charset); None when the client sent none.
+            media = request.content_type if "Content-Type" in request.headers else None
+            body = load(c.flavour, await request.read(), media)
+            # SageMaker's /invocations takes either kind of request and tells them apart by their fields.
+            invocation = request.path == "/invocations"
+            chat = (
+                isinstance(body, dict) and "messages" in body
+                if invocation
+                else request.path.endswith("/chat/completions")
+            )
+            asked = parse(c, body, chat, self.engine.scheduler.capacity, self.engine.sleeping)
         except RequestError as exc:
-            return self._error(exc.status, str(exc), exc.kind)
-        rid, pending = self.engine.submit(n_prompt, max_tokens)
+            return self._error(exc.status, str(exc), exc.kind, exc.param)
+        rid, pending = self.engine.submit(asked.prompt_tokens, asked.max_tokens)
+        answer = Answer.for_request(c, chat, asked.model, rid)
+        self.in_flight += 1
         try:
-            if body.get("stream"):
-                options = body.get("stream_options")
-                usage = isinstance(options, dict) and bool(options.get("include_usage"))
-                return await self._stream(request, rid, pending, chat, model, n_prompt, max_tokens, usage)
-            return await self._whole(rid, pending, chat, model, n_prompt)
+            if asked.stream:
+                return await self._stream(request, pending, answer, asked)
+            return await self._whole(pending, answer, asked)
         finally:
+            self.in_flight -= 1
             # Still pending here means the client went away (or the handler failed): free its slot, as the
             # engines abort a request whose connection closed.
             self.engine.abort(rid)
 
-    async def _whole(
-        self, rid: str, pending: Pending, chat: bool, model: str, n_prompt: int
-    ) -> web.StreamResponse:
+    async def _whole(self, pending: Pending, answer: Answer, asked: Parsed) -> web.StreamResponse:
         produced = 0
         while (n := await pending.queue.get()) >= 0:
             produced += n
-        reason = _reason(n)
         text = "".join(filler(i) for i in range(produced))
-        choice: dict[str, Any] = (
-            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": reason}
-            if chat
-            else {"index": 0, "text": text, "logprobs": None, "finish_reason": reason}
-        )
-        return web.json_response(
-            {
-                "id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}",
-                "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": {
-                    "prompt_tokens": n_prompt,
-                    "completion_tokens": produced,
-                    "total_tokens": n_prompt + produced,
-                },
-            }
-        )
+        return json_response(whole(answer, text, _reason(n), asked.prompt_tokens, produced))
 
     async def _stream(
-        self,
-        request: web.Request,
-        rid: str,
-        pending: Pending,
-        chat: bool,
-        model: str,
-        n_prompt: int,
-        max_tokens: int,
-        include_usage: bool,
+        self, request: web.Request, pending: Pending, answer: Answer, asked: Parsed
     ) -> web.StreamResponse:
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        vllm = self.config.flavour == "vllm"
+        resp = web.StreamResponse(
+            headers={"Content-Type": SSE if vllm else "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await resp.prepare(request)
-        head = {
-            "id": f"{'chatcmpl' if chat else 'cmpl'}-{rid}",
-            "object": "chat.completion.chunk" if chat else "text_completion",
-            "created": int(time.time()),
-            "model": model,
-        }
+        chunks = Stream(answer, asked)
 
-        async def send(choices: list[dict[str, Any]], **extra: Any) -> None:
-            await resp.write(f"data: {json.dumps({**head, 'choices': choices, **extra})}\n\n".encode())
+        async def send(chunk: dict[str, Any]) -> None:
+            await resp.write(f"data: {json.dumps(chunk)}\n\n".encode())
 
+        for opening in chunks.opening():
+            await send(opening)
         produced = 0
         while (n := await pending.queue.get()) >= 0:
             text = "".join(filler(j) for j in range(produced, produced + n))
-            # The first chat chunk names the role, as the engines' first delta does.
-            delta: dict[str, Any] = {"content": text} if produced else {"role": "assistant", "content": text}
             produced += n
-            await send([_choice(chat, delta, "length" if produced >= max_tokens else None)])
+            await send(chunks.tokens(text, "length" if produced >= asked.max_tokens else None, produced))
         if n == ABORTED:  # the stream still says why it ended
-            await send([_choice(chat, {}, "abort")])
-        if include_usage:
-            await send(
-                [],
-                usage={
-                    "prompt_tokens": n_prompt,
-                    "completion_tokens": produced,
-                    "total_tokens": n_prompt + produced,
-                },
-            )
+            await send(chunks.tokens("", "abort", produced))
+        if asked.include_usage:
+            await send(chunks.usage(asked.prompt_tokens, produced))
         await resp.write(b"data: [DONE]\n\n")
         await resp.write_eof()
         return resp
+
+
+def _permission(created: int) -> dict[str, Any]:
+    """vLLM's ModelPermission: fixed values, only the id is random."""
+    return {
+        "id": f"modelperm-{secrets.token_hex(8)}", "object": "model_permission", "created": created,
+        "allow_create_engine": False, "allow_sampling": True, "allow_logprobs": True, "allow_search_indices": False,
+        "allow_view": True, "allow_fine_tuning": False, "organization": "*", "group": None, "is_blocking": False,
+    }  # fmt: skip

@@ -44,7 +44,7 @@ class Replica:
 
 
 def profile_of(c: EmulatorConfig) -> Profile:
-    return make_profile(
+    profile = make_profile(
         c.flavour,
         c.model,
         c.gpu,
@@ -54,6 +54,7 @@ def profile_of(c: EmulatorConfig) -> Profile:
         memory_fraction=c.memory_fraction,
         max_batched_tokens=c.max_batched_tokens,
     )
+    return profile if c.factors is None else profile.with_factors(c.factors)
 
 
 def spec_of(c: EmulatorConfig) -> SpecConfig | None:

@@ -147,3 +147,21 @@ def test_abort_frees_the_slot_for_the_next_request() -> None:
     assert s.abort("a") and not s.abort("a") and s.kv_used == 0
     assert s.step().first_token == ("b",)
     assert s.abort("b") and not s.has_work
+
+
+def test_scheduled_names_each_admission_including_after_a_preemption() -> None:
+    """vLLM's queue time ends, and its prefill time starts, when a request is first scheduled: the step says
+    which requests it admitted."""
+    s = Scheduler(MODEL, kv_capacity_tokens=300, max_seqs=1, max_batched_tokens=4096)
+    s.add("a", 100, 2)
+    s.add("b", 100, 2)
+    assert s.step().scheduled == ("a",)  # b waits behind the running cap
+    assert s.step().scheduled == ()
+    assert s.step().scheduled == ("b",)
+    s = Scheduler(MODEL, kv_capacity_tokens=300, max_seqs=8, max_batched_tokens=4096)
+    for sid in "abc":
+        s.add(sid, 100, 150)
+    admissions: list[str] = []
+    while s.has_work:
+        admissions += s.step().scheduled
+    assert s.preemptions > 0 and len(admissions) == 3 + s.preemptions  # a preempted request is admitted again
