@@ -49,7 +49,7 @@ def poisson_schedule(
     return [Scheduled(float(t), prompt_tokens, output_tokens) for t in times[times < duration_s]]
 
 
-def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90, 99)) -> dict[str, float]:
+def percentiles(values: Sequence[float], qs: Sequence[float] = (50, 90, 95, 99)) -> dict[str, float]:
     if not values:
         return {f"p{q:g}": float("nan") for q in qs}
     arr = np.asarray(values)
@@ -71,6 +71,8 @@ def summarise(outcomes: Sequence[Outcome], wall_s: float) -> dict[str, object]:
         "wall_s": wall_s,
         "requests_per_s": len(ok) / wall_s if wall_s > 0 else 0.0,
         "output_tokens_per_s": tokens / wall_s if wall_s > 0 else 0.0,
+        # What the server counted (its `usage`): how long the prompts were to its tokenizer.
+        "mean_prompt_tokens": sum(t.prompt_tokens for t in ok) / len(ok) if ok else float("nan"),
         "ttft_s": percentiles([t.ttft_s for t in ok]),
         "itl_s": percentiles([t.itl_s for t in ok if t.completion_tokens > 1]),
         "e2e_s": percentiles([t.e2e_s for t in ok]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,23 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from llmctl.bench.profile_file import load_profile_file, profile_file_data, write_profile_file
+from llmctl.bench.profile_file import (
+    load_profile_file,
+    profile_file_data,
+    resolve_named_profile,
+    write_profile_file,
+)
 from llmctl.cli.output import console, err_console, print_json
+from llmctl.config.models import resolve_model
 from llmctl.errors import LlmctlError
-from llmctl.perf.calibrate import fit_factors, parse_points_csv, points_from_benchmark, points_to_csv
-from llmctl.perf.profile import Profile, make_profile, resolve_profile
+from llmctl.perf.calibrate import (
+    BenchmarkLevel,
+    fit_factors,
+    parse_points_csv,
+    points_from_benchmark,
+    points_to_csv,
+)
+from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.report import perf_report
 from llmctl.perf.speculative import SpecConfig, default_spec
 
@@ -28,7 +41,11 @@ PROFILE_ARG = typer.Argument(
     "is CPU-x86-AVX512-<cores>c[-<GiB>GiB], e.g. vllm/Qwen/Qwen3-8B/CPU-x86-AVX512-32c-192GiB/bf16/tp1",
 )
 ENGINE_OPT = typer.Option(None, "--engine", help="vllm or sglang (default vllm)")
-MODEL_OPT = typer.Option(None, "--model", help="catalog model name or Hugging Face id")
+MODEL_OPT = typer.Option(
+    None,
+    "--model",
+    help="catalog model name or Hugging Face id, or a local model directory (its config.json)",
+)
 GPU_OPT = typer.Option(
     None, "--gpu", help="catalog GPU name, e.g. H100-SXM, or a CPU host: CPU-x86-AVX512-<cores>c[-<GiB>GiB]"
 )
@@ -60,7 +77,8 @@ def resolve_cli_profile(
 ) -> Profile:
     """The profile named on the command line (a name, or --engine/--model/--gpu/...) with a file's factors.
 
-    With only --profile-file the file's own keys name the profile."""
+    With only --profile-file the file's own keys name the profile. A model that is not in the catalog may be a
+    local model directory (what a CPU test host serves), read from its config.json."""
     keyed: Profile | None = None
     options: dict[str, Any] = {
         "kv_dtype": kv_dtype,
@@ -70,11 +88,12 @@ def resolve_cli_profile(
     if name:
         if any(v is not None for v in (engine, model, gpu, dtype, tp)):
             raise LlmctlError("give either a profile name or --engine/--model/--gpu/--dtype/--tp, not both")
-        keyed = resolve_profile(name, **options)
+        keyed = resolve_named_profile(name, **options)
     elif model is not None or gpu is not None:
         if model is None or gpu is None:
             raise LlmctlError("--model and --gpu are both needed to name a profile")
-        keyed = make_profile(engine or "vllm", model, gpu, dtype or "bf16", tp or 1, **options)
+        resolved = resolve_model(model, Path.cwd())
+        keyed = make_profile(engine or "vllm", resolved, gpu, dtype or "bf16", tp or 1, **options)
     if profile_file is None:
         if keyed is None:
             raise LlmctlError(
@@ -299,6 +318,7 @@ def calibrate_command(
         except OSError as exc:
             raise LlmctlError(f"{csv_file}: cannot read: {exc.strerror or exc}") from None
         points = parse_points_csv(text, str(csv_file))
+        levels: list[BenchmarkLevel] = []
     else:
         from llmctl.bench.live import run_benchmark  # httpx only when benchmarking
 
@@ -323,8 +343,15 @@ def calibrate_command(
     result = fit_factors(prof, points, names)
     write_profile_file(output, result.profile, result)
     if as_json:
+        # The benchmark's own means per concurrency too: what a caller sizes further load from (throughput).
+        measured = [dataclasses.asdict(level) for level in levels]
         print_json(
-            {**profile_file_data(result.profile, result), "fitted": result.fitted, "output": str(output)}
+            {
+                **profile_file_data(result.profile, result),
+                "fitted": result.fitted,
+                "output": str(output),
+                "measured": measured,
+            }
         )
         return
     console.print(f"[bold]{result.profile.name}[/]: fitted {result.points} points", highlight=False)

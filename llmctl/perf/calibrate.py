@@ -51,7 +51,8 @@ class BenchmarkLevel:
     prompt_tokens: int
     output_tokens: int
     ttft_s: float
-    itl_s: float
+    itl_s: float  # the decode step: gaps while all `concurrency` requests decode
+    mean_itl_s: float | None = None  # each request's mean gap, averaged: also holds others' prefills
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from llmctl.bench.live import parse_sse, run_benchmark, timing_from_events
+from llmctl.bench.live import RequestTiming, parse_sse, run_benchmark, steady_itl, timing_from_events
 from llmctl.cli.main import app
 from llmctl.errors import LlmctlError
 from llmctl.perf.calibrate import points_from_benchmark
@@ -96,11 +96,39 @@ def test_timing_prefers_usage_token_counts() -> None:
     assert (t.prompt_tokens, t.completion_tokens) == (9, 5)
 
 
+def test_timing_counts_chunks_whose_text_is_held_back() -> None:
+    # vLLM streams a chunk per token even when its text is held back (a partial UTF-8 character): it counts;
+    # an empty chunk that only carries the finish reason does not.
+    events: list[tuple[float, dict[str, Any]]] = [
+        (1.2, {"choices": [{"text": "", "finish_reason": None}]}),
+        (1.4, {"choices": [{"text": "", "finish_reason": None}]}),
+        (1.6, {"choices": [{"text": "x", "finish_reason": "length"}]}),
+        (1.9, {"choices": [{"text": "", "finish_reason": "length"}]}),
+    ]
+    t = timing_from_events(events, start=1.0, prompt_tokens=4)
+    assert t.ttft_s == pytest.approx(0.2)
+    assert t.completion_tokens == 3 and t.itl_s == pytest.approx(0.2)
+
+
+def test_steady_itl_leaves_out_the_gaps_that_hold_a_later_prefill() -> None:
+    # Request a starts alone; b's prefill (a 1 s step) delays a's second token; then both decode, 0.1 s a step.
+    a = RequestTiming(1.0, 0.0, 8, 5, token_times=(1.0, 2.1, 2.2, 2.3, 2.4))
+    b = RequestTiming(2.1, 0.0, 8, 4, token_times=(2.1, 2.2, 2.3, 2.4))
+    assert steady_itl([a, b]) == pytest.approx(0.1)
+    mean_a = (2.4 - 1.0) / 4
+    assert mean_a > 3 * 0.1  # what the mean gap would have told the fit
+    # Generation shorter than the spread of first tokens: no window, no steady estimate.
+    c = RequestTiming(3.0, 0.0, 8, 2, token_times=(3.0, 3.1))
+    assert steady_itl([a, c]) is None
+
+
 def test_benchmark_against_streaming_server(sse_server: tuple[str, list[dict[str, Any]]]) -> None:
     url, bodies = sse_server
     levels = run_benchmark(url, "tiny", concurrencies=(1, 3), prompt_tokens=40, output_tokens=6)
     assert [lv.concurrency for lv in levels] == [1, 3]
-    assert len(bodies) == 4 and all(b["stream"] and b["max_tokens"] == 6 for b in bodies)
+    # One unmeasured warm-up request first, then the levels.
+    assert len(bodies) == 5 and bodies[0]["max_tokens"] == 2
+    assert all(b["stream"] and b["max_tokens"] == 6 for b in bodies[1:])
     for level in levels:
         assert (level.prompt_tokens, level.output_tokens) == (40, 6)
         assert level.ttft_s >= FIRST_TOKEN_DELAY_S
