@@ -81,8 +81,11 @@ class Host(Strict):
     # 8000, SGLang 30000). For hosts that share a network stack, such as several hosts on one machine.
     engine_port: int | None = Field(default=None, ge=1, le=65535)
     # CPU hosts: the CPU ids the engine's OpenMP threads bind to, in vLLM's VLLM_CPU_OMP_THREADS_BIND form
-    # ("0-15", "0,2,4"); default vLLM's own choice (auto). For engines that must not share cores.
-    cpu_bind: str | None = Field(default=None, pattern=r"^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$")
+    # ("0-15", "0,2,4"), or "nobind" (no affinity at all: the scheduler places the threads); default
+    # vLLM's own choice (auto). For engines that share a host's cores with other work.
+    cpu_bind: str | None = Field(
+        default=None, pattern=r"^(nobind|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)$"
+    )
     cpu: DeclaredCPU | None = None  # accelerator: cpu only
 
     @field_validator("accelerator")

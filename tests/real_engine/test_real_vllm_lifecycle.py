@@ -74,13 +74,17 @@ class RealFleet(LocalFleet):
             yaml.safe_dump(
                 {
                     "hosts": {
-                        # Both hosts are this machine: each engine gets a core of its own (vLLM's
-                        # automatic binding would put both on core 0), and the remote one another port.
+                        # Both hosts are this machine: the remote one's engines listen on another port,
+                        # and neither engine pins its threads. Pinned (auto, or a core each), one engine's
+                        # spinning worker sat on the core the other's API server moved itself to, and
+                        # that process hung in sched_setaffinity for minutes on this VM's kernel.
                         "local": {
-                            "connection": "local", "workdir": str(self.local_workdir), "cpu_bind": "0", **common
+                            "connection": "local", "workdir": str(self.local_workdir), "cpu_bind": "nobind",
+                            **common,
                         },
                         "cpu1": {
-                            **remote, **common, "engine_port": 8100, "cpu_bind": "1", "workdir": f"~/.llmctl/{run}"
+                            **remote, **common, "engine_port": 8100, "cpu_bind": "nobind",
+                            "workdir": f"~/.llmctl/{run}",
                         },
                     }
                 }

@@ -89,3 +89,15 @@ def test_bad_cpu_declarations_name_file_line_and_field(text: str, line: int, fie
     e = only_error(err.value)
     assert (e.file, e.line, e.field) == ("inventory/x.yaml", line, field), str(e)
     assert words in e.problem and "\n" not in str(e)
+
+
+def test_cpu_bind_takes_vllms_cpu_lists_or_nobind_and_nothing_else() -> None:
+    import pydantic
+
+    from llmctl.config.inventory import Host
+
+    for ok in ("nobind", "0", "0-15", "0,2,4-7"):
+        assert Host(name="c", accelerator="cpu", cpu_bind=ok).cpu_bind == ok
+    for bad in ("auto; rm -rf /", "0-", "all", "$(id)"):
+        with pytest.raises(pydantic.ValidationError):
+            Host(name="c", accelerator="cpu", cpu_bind=bad)
