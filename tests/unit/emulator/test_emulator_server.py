@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmctl.engines.emulator.config import parse_config
-from llmctl.engines.emulator.engine import Engine
-from llmctl.engines.emulator.server import EmulatorApp
 from llmctl.engines.emulator.startup import prepare
-from llmctl.perf.step_time import step_model
 
 VLLM = ["meta-llama/Llama-3.1-8B-Instruct", "--served-model-name", "chat", "--max-model-len", "4096"]
 SGLANG = ["--model-path", "Qwen/Qwen3-8B", "--served-model-name", "chat", "--context-length", "4096"]
@@ -26,26 +22,7 @@ V_LABELS = (("engine", "0"), ("model_name", "chat"))  # vLLM V1 labels every ser
 Factory = Callable[..., Coroutine[Any, Any, TestClient[Any, Any]]]
 
 
-@pytest.fixture
-async def make_client() -> AsyncIterator[Factory]:
-    clients: list[TestClient[Any, Any]] = []
-    tasks: list[asyncio.Task[None]] = []
-
-    async def make(flavour: str, args: list[str], env: dict[str, str] | None = None) -> TestClient[Any, Any]:
-        config = parse_config(flavour, args, {"LLMCTL_EMULATOR_TIME_SCALE": "0", **(env or {})})
-        replica = prepare(config)
-        engine = Engine(config, step_model(replica.profile), replica.kv_capacity)
-        tasks.append(asyncio.create_task(engine.run()))
-        client: TestClient[Any, Any] = TestClient(TestServer(EmulatorApp(engine).build()))
-        await client.start_server()
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-    for task in tasks:
-        task.cancel()
+# The `emulator` fixture (conftest.py) starts emulated engines in-process.
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -56,8 +33,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
-async def test_token_id_prompts_and_request_checks(make_client: Factory) -> None:
-    client = await make_client("vllm", VLLM)
+async def test_token_id_prompts_and_request_checks(emulator: Factory) -> None:
+    client = await emulator("vllm", VLLM)
     ok = await client.post("/v1/completions", json={"model": "chat", "prompt": [1, 2, 3, 4, 5]})
     body = await ok.json()
     counts = {k: body["usage"][k] for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
@@ -79,15 +56,15 @@ async def test_token_id_prompts_and_request_checks(make_client: Factory) -> None
     assert (await client.post("/v1/completions", data=b"{not json")).status == 400
 
 
-async def test_api_key_guards_v1_only(make_client: Factory) -> None:
-    client = await make_client("vllm", [*VLLM, "--api-key", "s3cret"])
+async def test_api_key_guards_v1_only(emulator: Factory) -> None:
+    client = await emulator("vllm", [*VLLM, "--api-key", "s3cret"])
     assert (await client.get("/v1/models")).status == 401
     assert (await client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})).status == 200
     assert (await client.get("/health")).status == 200 and (await client.get("/metrics")).status == 200
 
 
-async def test_vllm_endpoints_and_finished_reason_label(make_client: Factory) -> None:
-    client = await make_client("vllm", VLLM)
+async def test_vllm_endpoints_and_finished_reason_label(emulator: Factory) -> None:
+    client = await emulator("vllm", VLLM)
     assert (await client.get("/ping")).status == 200
     assert "version" in await (await client.get("/version")).json()
     assert (await client.get("/is_sleeping")).status == 404  # no --enable-sleep-mode
@@ -101,11 +78,11 @@ async def test_vllm_endpoints_and_finished_reason_label(make_client: Factory) ->
     assert values[("vllm:num_preemptions_total", V_LABELS)] == 0
 
 
-async def test_sglang_endpoints_memory_saver_and_metrics_flag(make_client: Factory) -> None:
-    plain = await make_client("sglang", SGLANG)
+async def test_sglang_endpoints_memory_saver_and_metrics_flag(emulator: Factory) -> None:
+    plain = await emulator("sglang", SGLANG)
     assert (await plain.get("/metrics")).status == 404  # SGLang serves /metrics only with --enable-metrics
     assert (await plain.post("/release_memory_occupation")).status == 404
-    client = await make_client("sglang", [*SGLANG, "--enable-metrics", "--enable-memory-saver"])
+    client = await emulator("sglang", [*SGLANG, "--enable-metrics", "--enable-memory-saver"])
     info = await (await client.get("/get_model_info")).json()
     assert info["model_path"] == "Qwen/Qwen3-8B"
     assert (await client.get("/get_server_info")).status == 200
@@ -119,8 +96,8 @@ async def test_sglang_endpoints_memory_saver_and_metrics_flag(make_client: Facto
     assert {"sglang:num_running_reqs", "sglang:num_queue_reqs", "sglang:token_usage"} <= names
 
 
-async def test_requests_queue_past_max_seqs(make_client: Factory) -> None:
-    client = await make_client("vllm", [*VLLM, "--max-num-seqs", "2"])
+async def test_requests_queue_past_max_seqs(emulator: Factory) -> None:
+    client = await emulator("vllm", [*VLLM, "--max-num-seqs", "2"])
     engine_seen: list[int] = []
 
     async def one() -> int:
@@ -151,9 +128,9 @@ async def wait_for(
     raise AssertionError(f"{key} never reached {value}")
 
 
-async def test_client_disconnect_aborts_the_request(make_client: Factory) -> None:
+async def test_client_disconnect_aborts_the_request(emulator: Factory) -> None:
     # Time scale 0.1: long enough a request for the client to leave half-way, short enough for a unit test.
-    client = await make_client("vllm", VLLM, {"LLMCTL_EMULATOR_TIME_SCALE": "0.1"})
+    client = await emulator("vllm", VLLM, {"LLMCTL_EMULATOR_TIME_SCALE": "0.1"})
     body = {"model": "chat", "prompt": "x" * 40, "max_tokens": 3000, "stream": True}
     response = await client.post("/v1/completions", json=body)
     await response.content.readline()  # the first token arrived: the request is running
@@ -172,8 +149,8 @@ async def test_client_disconnect_aborts_the_request(make_client: Factory) -> Non
     assert values[("vllm:generation_tokens_total", V_LABELS)] < 3000
 
 
-async def test_sleep_aborts_unfinished_requests_and_refuses_new_ones(make_client: Factory) -> None:
-    client = await make_client(
+async def test_sleep_aborts_unfinished_requests_and_refuses_new_ones(emulator: Factory) -> None:
+    client = await emulator(
         "vllm",
         [*VLLM, "--enable-sleep-mode"],
         {"LLMCTL_EMULATOR_TIME_SCALE": "0.1", "VLLM_SERVER_DEV_MODE": "1"},
@@ -198,8 +175,8 @@ async def test_sleep_aborts_unfinished_requests_and_refuses_new_ones(make_client
     assert (await (await client.get("/is_sleeping")).json()) == {"is_sleeping": False}
 
 
-async def test_context_limits_speak_each_engines_words(make_client: Factory) -> None:
-    vllm = await make_client("vllm", VLLM)  # max-model-len 4096
+async def test_context_limits_speak_each_engines_words(emulator: Factory) -> None:
+    vllm = await emulator("vllm", VLLM)  # max-model-len 4096
     # vLLM 0.32 cuts max_tokens to what the context leaves; it refuses only a max_tokens past the context.
     cut = await vllm.post("/v1/completions", json={"model": "chat", "prompt": [1] * 4000, "max_tokens": 100})
     assert (await cut.json())["usage"]["completion_tokens"] == 96
@@ -214,7 +191,7 @@ async def test_context_limits_speak_each_engines_words(make_client: Factory) -> 
         and (await missing.json())["error"]["message"]
         == "The model `gpt-4` does not exist. Valid aliases: chat."
     )
-    sglang = await make_client("sglang", SGLANG)  # context-length 4096
+    sglang = await emulator("sglang", SGLANG)  # context-length 4096
     prompt = await sglang.post("/v1/completions", json={"model": "chat", "prompt": [1] * 4096})
     body = await prompt.json()
     assert (
@@ -230,13 +207,13 @@ async def test_context_limits_speak_each_engines_words(make_client: Factory) -> 
     )
 
 
-async def test_sglang_starts_with_a_kv_pool_smaller_than_the_context(make_client: Factory) -> None:
+async def test_sglang_starts_with_a_kv_pool_smaller_than_the_context(emulator: Factory) -> None:
     # 8B bf16 at 0.25 of an H100 leaves a few thousand KV tokens: SGLang starts and bounds each request by it.
     args = ["--model-path", "Qwen/Qwen3-8B", "--served-model-name", "chat", "--mem-fraction-static", "0.25"]
     config = parse_config("sglang", args, {})
     pool = prepare(config).kv_capacity
     assert 0 < pool < config.max_model_len
-    client = await make_client("sglang", args)
+    client = await emulator("sglang", args)
     over = await client.post("/v1/completions", json={"model": "chat", "prompt": [1] * pool})
     assert (
         over.status == 400
@@ -248,9 +225,9 @@ async def test_sglang_starts_with_a_kv_pool_smaller_than_the_context(make_client
     assert (await fits.json())["usage"]["completion_tokens"] == 8  # clipped to the pool, as SGLang does
 
 
-async def test_histograms_use_the_engines_own_buckets(make_client: Factory) -> None:
+async def test_histograms_use_the_engines_own_buckets(emulator: Factory) -> None:
     for flavour, args, top in (("vllm", VLLM, "2560.0"), ("sglang", [*SGLANG, "--enable-metrics"], "400.0")):
-        client = await make_client(flavour, args)
+        client = await emulator(flavour, args)
         text = await (await client.get("/metrics")).text()
         bounds = [
             s.labels["le"]
