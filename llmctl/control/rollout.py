@@ -22,6 +22,7 @@ from llmctl.config.inventory import Host, Inventory
 from llmctl.control.desired import DesiredDeployment, Slot, put_desired, spec_hash
 from llmctl.control.engine_api import ENDPOINTS, base_url
 from llmctl.control.launch import log_tail_argv, start_argv, status_argv, stop_argv
+from llmctl.control.scrape import parse_engine_metrics
 from llmctl.engines.emulated import TIME_SCALE_ENV
 from llmctl.engines.startup_errors import recognise
 from llmctl.fleet.pool import Fleet
@@ -38,6 +39,11 @@ from llmctl.state.records import (
 from llmctl.state.store import Store
 
 HEALTH_POLL_S = 0.2
+# A rolling replace drains a replica before stopping it: marked draining, the gateway stops sending it
+# requests within two of its store syncs (llmctl.gateway.store_sync, every 0.5 s) and, in the same sync,
+# starts sending them to the replacement just made ready; the requests it still holds then finish.
+DRAIN_SETTLE_S = 1.0
+DRAIN_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -234,6 +240,25 @@ class Rollout:
         last = [line for line in tail.strip().splitlines() if line.strip()][-3:]
         return f"{why}; log tail: {' | '.join(last) or '(empty)'}"
 
+    async def drain(self, row: ReplicaRow, flavour: str) -> None:
+        """Take the replica out of the gateway's routes and wait (bounded) until it holds no request, so that
+        stopping it loses none. An engine that cannot be asked is stopped anyway: the wait is bounded."""
+        put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "draining"}))
+        await asyncio.sleep(DRAIN_SETTLE_S)
+        host = self.inventory.host(row.host)
+        url = base_url(host, row.address, row.port) + ENDPOINTS[flavour].metrics
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                try:
+                    sample = parse_engine_metrics((await client.get(url)).text, flavour)
+                except (httpx.HTTPError, ValueError):
+                    return
+                if sample.running + sample.waiting == 0:
+                    return
+                await asyncio.sleep(HEALTH_POLL_S)
+        self._event(row.name, "drain-timeout", f"still busy after {DRAIN_TIMEOUT_S:g} s; stopping anyway")
+
     def _failed(self, row: ReplicaRow, why: str) -> ReplicaOutcome:
         put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "failed", "reason": why}))
         self._event(row.name, "failed", why)
@@ -278,6 +303,7 @@ class Rollout:
                         new.deployment, [o.name for o, _ in d.replace[i:]], f"surge {surge.name} failed"
                     )
                     break
+            await self.drain(old, new.shape.flavour)
             outcomes.append(await self.stop(old, "spec changed: replacing"))
             started = await self.start(new.deployment, Slot.of(new), "spec changed")
             outcomes.append(started)
