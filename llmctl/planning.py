@@ -9,10 +9,11 @@ from typing import cast
 from llmctl.config.inventory import Inventory, load_inventory
 from llmctl.config.models import resolve_models
 from llmctl.config.playbook import read_playbook
-from llmctl.control.desired import DesiredDeployment, desired_from_plan
 from llmctl.engines.snapshots import Engine, load_flagspec
 from llmctl.planner import Plan, needed_flagspecs, plan_playbook
 from llmctl.planner.placement import GpuFacts
+from llmctl.spec.deployment import DesiredDeployment
+from llmctl.spec.from_plan import desired_from_plan
 
 
 def plan_files(

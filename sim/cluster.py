@@ -3,11 +3,12 @@ that scrapes them, asks the autoscaler and carries its decisions out, like the l
 
 - Replicas go through the live phases: starting (cold start) or waking (from sleep) -> ready -> draining ->
   sleeping or stopped. Start-up and wake-up times come from the performance model (`llmctl.perf.cold_start`).
-- Every `scrape_interval_s` the controller builds the same `Observation` the live one builds
-  (`llmctl.control.observe`): phases as of now, metrics as scraped `metric_lag_s` ago; the deployment's
-  `Autoscaler` (the live class) decides, and the decision is carried out as `llmctl.control.actuate` does:
-  wake sleepers first, then cold-start free slots; drain the highest slots, then sleep (warm pool) or stop.
-  A draining replica is put away at the first tick it is idle, or stopped after `drain_timeout_s`.
+- Every `scrape_interval_s` the simulated controller scrapes each replica into the same `EngineSample` shape
+  the live scraper parses (TTFT in the engine's histogram buckets), builds the Observation with the live
+  function (`llmctl.reconcile.observe`: phases as of now, samples as scraped `metric_lag_s` ago), asks the
+  deployment's `Autoscaler` (the live class), and carries out the actions the reconcile core plans
+  (`llmctl.reconcile.actions.scale_actions`): it executes them, it decides nothing. A draining replica is
+  put away by the live rule (`drain_outcome`): when idle, or stopped after `drain_timeout_s`.
 - Replica models are lazy (`sim.replica`): they are brought up to date only when the gateway routes, the
   controller scrapes, or a sampler looks, so a request costs a few Python calls, not an event per token.
 
@@ -23,12 +24,13 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import simpy
 
 from llmctl.autoscale import Autoscaler
-from llmctl.autoscale.types import Decision, Observation, Phase, ReplicaView
-from llmctl.autoscale.victims import scale_down_victims
+from llmctl.autoscale.types import Decision, Observation, Phase
+from llmctl.reconcile.actions import Action, Drain, Start, Wake, drain_outcome, scale_actions
+from llmctl.reconcile.observe import observe
+from llmctl.reconcile.sample import EngineSample, Histogram, histogram_of
 from sim.backfill import BackfillSpec, recovery
 from sim.outcome import FleetPoint, RequestRecord, Slo, summarise
 from sim.replica import EngineShape, FastReplica, ReplicaModel
@@ -58,6 +60,9 @@ class DeploymentSim:
     route: str = "least_outstanding"
     price_per_gpu_hour: float = 0.0
     backfill: BackfillSpec | None = None  # an offline deployment that borrows the idle spare slots
+    model: Callable[[], ReplicaModel] | None = (
+        None  # a replica model of your own (sim.scripted: replayed load)
+    )
 
     @property
     def slots(self) -> int:
@@ -89,6 +94,7 @@ class SimResult:
     fleet: dict[str, list[FleetPoint]]  # per deployment
     total_fleet: list[FleetPoint]
     decisions: list[tuple[float, Decision]]  # the changed ones, as the live controller records them
+    actions: list[tuple[float, str, Action]]  # (t, deployment, action) in the order carried out
     observations: list[tuple[float, Observation]]  # every observation a policy was given, in order
     samples: list[Sample]
     end_s: float  # the workload's duration: costs and summaries stop here
@@ -98,8 +104,11 @@ class SimResult:
     unfinished: int  # still held or running when the simulation gave up
     prices: dict[str, float]
     backfill: dict[str, dict[str, Any]] = field(default_factory=dict)  # owner -> `Recovery.report`
+    shed: dict[str, int] = field(default_factory=dict)  # 503s at the gateway: hold queue full or timed out
 
-    def summary(self, deployment: str | None = None, slo: Slo = Slo(), bin_s: float = 60.0) -> dict[str, object]:
+    def summary(
+        self, deployment: str | None = None, slo: Slo = Slo(), bin_s: float = 60.0
+    ) -> dict[str, object]:
         """`sim.outcome.summarise` for one deployment, or for the whole fleet at its GPU-weighted price."""
         if deployment is not None:
             recs = [r for r in self.records if r.deployment == deployment]
@@ -122,15 +131,13 @@ class _Replica:
     model: ReplicaModel | None = None
     then: str = ""  # draining: "sleep" or "stop"
     drain_since: float = 0.0
+    ttft: Histogram = field(default_factory=Histogram)  # cumulative, as the engine's counter
 
 
 @dataclass
-class _Metrics:
-    per_replica: dict[str, tuple[int, float]]
-    in_flight: int
-    queued: int
+class _Scrape:
+    samples: dict[str, EngineSample]
     rate: float
-    ttft_p95: float | None
 
 
 @dataclass
@@ -141,8 +148,13 @@ class _Dep:
     replicas: list[_Replica] = field(default_factory=list)
     ready: list[_Replica] = field(default_factory=list)
     fleet: list[FleetPoint] = field(default_factory=list)
-    history: deque[tuple[float, _Metrics]] = field(default_factory=deque)
+    history: deque[tuple[float, _Scrape]] = field(default_factory=deque)
+    before: _Scrape | None = None  # the scrape before the one the policy sees (for TTFT deltas)
     dropped: int = 0
+
+    @property
+    def slot_names(self) -> list[str]:
+        return [f"{self.spec.name}-{i}" for i in range(self.spec.slots)]
 
 
 class _Cluster:
@@ -151,6 +163,7 @@ class _Cluster:
         self.env = env
         self.records: list[RequestRecord] = []
         self.decisions: list[tuple[float, Decision]] = []
+        self.actions: list[tuple[float, str, Action]] = []
         self.observations: list[tuple[float, Observation]] = []
         self.samples: list[Sample] = []
         self.total: list[FleetPoint] = []
@@ -163,6 +176,8 @@ class _Cluster:
             self._changed(dep)
 
     def _model(self, d: DeploymentSim) -> ReplicaModel:
+        if d.model is not None:
+            return d.model()
         if d.service_time is not None:
             return ServiceTimeReplica(d.service_time, d.servers, d.name)
         if d.engine is None:
@@ -219,8 +234,9 @@ class _Cluster:
     # --- controller tick -----------------------------------------------------------------------------------
     def _tick(self, dep: _Dep, now: float) -> None:
         self._sync(dep, now)
+        dep.gateway.expire(now)
         self._put_away_drained(dep, now)
-        dep.history.append((now, self._metrics(dep)))
+        dep.history.append((now, self._scrape(dep)))
         if dep.policy is None:
             return
         obs = self._observe(dep, now)
@@ -228,63 +244,59 @@ class _Cluster:
         decision = dep.policy.decide(obs, now)
         if decision.changed:
             self.decisions.append((now, decision))
-            self._act(dep, decision, now)
+            actions = scale_actions(decision, dep.replicas, dep.slot_names, sleep_mode=dep.spec.sleep_mode)
+            self._carry_out(dep, actions, now)
 
-    def _metrics(self, dep: _Dep) -> _Metrics:
-        per: dict[str, tuple[int, float]] = {}
-        in_flight = queued = 0
-        ttfts: list[float] = []
+    def _scrape(self, dep: _Dep) -> _Scrape:
+        """Each replica as the live scraper would read it: queue, running, KV usage, TTFT histogram."""
+        samples: dict[str, EngineSample] = {}
         for r in dep.replicas:
             if r.model is None:
                 continue
-            per[r.name] = (r.model.in_flight, r.model.kv_usage)
-            if r.phase in ("ready", "draining"):
-                in_flight += r.model.in_flight - r.model.queued
-                queued += r.model.queued
-                ttfts.extend(r.model.take_ttfts())
+            r.ttft = histogram_of(r.model.take_ttfts(), base=r.ttft)
+            m = r.model
+            samples[r.name] = EngineSample(
+                running=m.in_flight - m.queued, waiting=m.queued, kv_usage=m.kv_usage, ttft=r.ttft
+            )
         rate = dep.gateway.window_arrivals / self.spec.scrape_interval_s
         dep.gateway.window_arrivals = 0
-        p95 = float(np.percentile(ttfts, 95)) if ttfts else None
-        return _Metrics(per, in_flight, queued, rate, p95)
+        return _Scrape(samples, rate)
 
     def _observe(self, dep: _Dep, now: float) -> Observation:
-        """Phases as of now; metrics as scraped `metric_lag_s` ago (the newest sample that old)."""
+        """Phases as of now; samples as scraped `metric_lag_s` ago (the newest scrape that old)."""
         lag = self.spec.metric_lag_s
         while len(dep.history) > 1 and dep.history[1][0] <= now - lag + 1e-9:
-            dep.history.popleft()
-        m = dep.history[0][1]
-        views = tuple(
-            ReplicaView(r.name, r.phase, *m.per_replica.get(r.name, (0, 0.0))) for r in dep.replicas
-        )
+            dep.before = dep.history.popleft()[1]
+        seen = dep.history[0][1]
         last = dep.gateway.last_request_s
-        return Observation(
-            deployment=dep.spec.name,
-            replicas=views,
-            in_flight=m.in_flight,
-            queued=m.queued + len(dep.gateway.held),
-            arrival_rate=m.rate,
-            ttft_p95_s=m.ttft_p95,
-            # As the live controller: the last request, else the controller's own start (t = 0).
-            seconds_since_last_request=now - (last if last is not None else 0.0),
+        return observe(
+            dep.spec.name,
+            dep.replicas,
+            seen.samples,
+            dep.before.samples if dep.before else {},
+            held=len(dep.gateway.held),
+            arrival_rate=seen.rate,
+            # As the live controller: the last request, else the apply (t = 0).
+            last_request_at=last if last is not None else 0.0,
+            now=now,
         )
 
-    def _act(self, dep: _Dep, d: Decision, now: float) -> None:
+    def _carry_out(self, dep: _Dep, actions: Sequence[Action], now: float) -> None:
         spec = dep.spec
-        for r in [r for r in dep.replicas if r.phase == "sleeping"][: d.wake]:
-            r.phase = "waking"
-            self.env.process(self._become_ready(dep, r, spec.wake_s))
-        taken = {r.slot for r in dep.replicas}
-        free = [i for i in range(spec.slots) if i not in taken][: d.start]
-        for i in free:
-            r = _Replica(f"{spec.name}-{i}", i, "starting")
-            dep.replicas.append(r)
-            self.env.process(self._become_ready(dep, r, spec.cold_start_s))
-        sleepers, stoppers = scale_down_victims([r.slot for r in dep.ready], d.sleep, d.stop)
-        for r in dep.ready:
-            if r.slot in sleepers or r.slot in stoppers:
-                r.phase = "draining"
-                r.then = "sleep" if r.slot in sleepers and spec.sleep_mode else "stop"
-                r.drain_since = now
+        by_name = {r.name: r for r in dep.replicas}
+        for a in actions:
+            self.actions.append((now, spec.name, a))
+            if isinstance(a, Wake) and a.replica in by_name:
+                r = by_name[a.replica]
+                r.phase = "waking"
+                self.env.process(self._become_ready(dep, r, spec.wake_s))
+            elif isinstance(a, Start):
+                r = _Replica(a.slot, dep.slot_names.index(a.slot), "starting")
+                dep.replicas.append(r)
+                self.env.process(self._become_ready(dep, r, spec.cold_start_s))
+            elif isinstance(a, Drain) and a.replica in by_name:
+                r = by_name[a.replica]
+                r.phase, r.then, r.drain_since = "draining", a.then, now
         dep.replicas.sort(key=lambda r: r.slot)
         self._changed(dep)
 
@@ -301,13 +313,18 @@ class _Cluster:
         for r in list(dep.replicas):
             if r.phase != "draining" or r.model is None:
                 continue
-            idle = r.model.in_flight == 0
-            if not idle and now - r.drain_since < self.spec.drain_timeout_s:
+            outcome = drain_outcome(
+                "sleep" if r.then == "sleep" else "stop",
+                r.model.in_flight,
+                now - r.drain_since,
+                self.spec.drain_timeout_s,
+            )
+            if outcome is None:
                 continue
             dep.dropped += r.model.abort_all()
             r.model = None
             changed = True
-            if r.then == "sleep" and idle:
+            if outcome == "sleep":
                 r.phase = "sleeping"
             else:
                 dep.replicas.remove(r)
@@ -317,7 +334,8 @@ class _Cluster:
     # --- the end -------------------------------------------------------------------------------------------
     def open_requests(self) -> int:
         return sum(
-            len(d.gateway.held) + sum(r.model.in_flight for r in d.replicas if r.model) for d in self.deps.values()
+            len(d.gateway.held) + sum(r.model.in_flight for r in d.replicas if r.model)
+            for d in self.deps.values()
         )
 
 
@@ -365,7 +383,8 @@ def simulate(
         if c.open_requests() == 0:
             break
         nxt = min(
-            [r.model.next_event_s() for d in c.deps.values() for r in d.replicas if r.model] + [env.now + step]
+            [r.model.next_event_s() for d in c.deps.values() for r in d.replicas if r.model]
+            + [env.now + step]
         )
         env.run(until=min(limit, max(nxt, env.now + 1e-6)))
     for dep in c.deps.values():
@@ -375,12 +394,14 @@ def simulate(
         fleet={n: d.fleet for n, d in c.deps.items()},
         total_fleet=c.total,
         decisions=c.decisions,
+        actions=c.actions,
         observations=c.observations,
         samples=c.samples,
         end_s=end,
         offered=len(arrivals),
         rejected={n: d.gateway.rejected for n, d in c.deps.items()},
         dropped={n: d.dropped for n, d in c.deps.items()},
+        shed={n: d.gateway.shed for n, d in c.deps.items()},
         unfinished=c.open_requests(),
         prices={n: d.spec.price_per_gpu_hour for n, d in c.deps.items()},
         backfill={

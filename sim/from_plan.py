@@ -11,9 +11,7 @@ from sim.cluster import ClusterSpec, DeploymentSim
 from sim.replica import EngineShape
 
 
-def cluster_from_plan(
-    playbook: str | Path, inventory: str | Path, **options: Any
-) -> ClusterSpec:
+def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: Any) -> ClusterSpec:
     """A ClusterSpec for a playbook planned on an inventory: each deployment's replica shape (engine, model,
     GPU, TP, FP8, EAGLE-3, KV capacity, scheduler limits) from the planner, its policy, cold-start and wake
     times from its desired state, the GPU price from the inventory. `options` go to ClusterSpec."""
@@ -39,7 +37,9 @@ def cluster_from_plan(
             continue  # no traffic of its own: it shows as what its lender's idle slots recover
         replica = next(r for r in plan.replicas if r.deployment == dd.name)
         shape = replica.shape
-        profile = shape_profile(shape)  # from the Model the plan carries: a local model path is not in the catalog
+        profile = shape_profile(
+            shape
+        )  # from the Model the plan carries: a local model path is not in the catalog
         draft = shape.model_spec.eagle3_draft_params if shape.speculative_draft else 0.0
         engine = EngineShape(
             step_timer(profile, SpecConfig(draft_params=draft) if draft else None),

@@ -42,7 +42,9 @@ class FleetPoint:
     t_s: float
     replicas: int
     gpus: int
-    held: int = 0  # replicas holding their GPUs: the paid ones and the sleeping ones (back-fill cannot use them)
+    held: int = (
+        0  # replicas holding their GPUs: the paid ones and the sleeping ones (back-fill cannot use them)
+    )
 
 
 @dataclass(frozen=True)

@@ -91,7 +91,16 @@ class ReplicaModel(Protocol):
 
 class _Seq:
     __slots__ = (
-        "arrival", "computed", "fin_g", "first_s", "g0", "generated", "max_tokens", "prompt", "target", "tie"
+        "arrival",
+        "computed",
+        "fin_g",
+        "first_s",
+        "g0",
+        "generated",
+        "max_tokens",
+        "prompt",
+        "target",
+        "tie",
     )
 
     def __init__(self, arrival: Arrival) -> None:

@@ -65,7 +65,9 @@ class StepReplica:
             for rid in self._pending_done:
                 a = self._arrivals.pop(rid)
                 out.append(
-                    RequestRecord(a.t_s, self._first.pop(rid), t, a.prompt_tokens, a.output_tokens, self.deployment)
+                    RequestRecord(
+                        a.t_s, self._first.pop(rid), t, a.prompt_tokens, a.output_tokens, self.deployment
+                    )
                 )
             self._step(t)
         return out

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from llmctl.gateway.routing import Backend, RouteKey, Router, make_router
+from llmctl.gateway.routing import HOLD_TIMEOUT_S, MAX_HELD, Backend, RouteKey, Router, make_router
 from sim.outcome import RequestRecord
 from sim.replica import ReplicaModel
 from sim.workload import Arrival
@@ -29,20 +29,23 @@ class SimGateway:
         self.router: Router = make_router(route)
         # Which policies need the replicas' current load; the others route without advancing them.
         self._needs_load = route != "round_robin"
-        self.held: deque[Arrival] = deque()
+        self.held: deque[tuple[float, Arrival]] = deque()  # (held since, request)
         self.rejected = 0
+        self.shed = 0  # 503s: the hold queue was full, or a request waited past the hold timeout
         self.last_request_s: float | None = None
         self.window_arrivals = 0
 
-    def offer(
-        self, a: Arrival, now: float, ready: Sequence[Routable], out: list[RequestRecord]
-    ) -> None:
+    def offer(self, a: Arrival, now: float, ready: Sequence[Routable], out: list[RequestRecord]) -> None:
         """A request arrives at `now`: send it to a ready replica, or hold it. Finished records the replicas
         report while being brought up to `now` are appended to `out`."""
         self.last_request_s = now
         self.window_arrivals += 1
         if not ready:
-            self.held.append(a)
+            self.expire(now)
+            if len(self.held) >= MAX_HELD:
+                self.shed += 1
+            else:
+                self.held.append((now, a))
             return
         self.send(a, now, ready, out)
 
@@ -66,9 +69,15 @@ class SimGateway:
 
     def release(self, now: float, ready: Sequence[Routable], out: list[RequestRecord]) -> int:
         """A replica became ready: send everything held, in arrival order. Returns how many."""
+        self.expire(now)
         n = 0
         while self.held and ready:
-            self.send(self.held.popleft(), now, ready, out)
+            self.send(self.held.popleft()[1], now, ready, out)
             n += 1
         return n
 
+    def expire(self, now: float) -> None:
+        """Answer 503 to held requests older than the hold timeout, as the live gateway does."""
+        while self.held and now - self.held[0][0] > HOLD_TIMEOUT_S:
+            self.held.popleft()
+            self.shed += 1

@@ -98,3 +98,14 @@ class Schedule:
             if start <= t:
                 want = replicas
         return Wish(want, f"schedule at {t / 3600:.2f} h says {want}")
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A count a person pinned with `llmctl scale N`: the wish is N whatever the load."""
+
+    replicas: int
+    name: str = "pinned"
+
+    def wish(self, obs: Observation, now: float) -> Wish:
+        return Wish(self.replicas, f"pinned to {self.replicas} by llmctl scale")

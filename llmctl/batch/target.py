@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 
 from llmctl.batch.sizing import ReplicaShape
 from llmctl.config.inventory import Host, Inventory
-from llmctl.control.desired import DesiredDeployment, Slot, load_desired
 from llmctl.control.engine_api import base_url
 from llmctl.engines.emulated import GPU_ENV
 from llmctl.engines.emulator.config import ConfigError, UsageError, parse_config
 from llmctl.engines.emulator.startup import profile_of
 from llmctl.errors import LlmctlError
+from llmctl.spec.deployment import DesiredDeployment, Slot
+from llmctl.state.desired import load_desired
 from llmctl.state.records import ReplicaRow, replicas
 from llmctl.state.store import Store
 

@@ -24,16 +24,14 @@ import llmctl
 from llmctl.bench.load import Outcome, poisson_schedule, run_load, summarise
 from llmctl.cli.controller import run_controller
 from llmctl.cli.output import console
-from llmctl.cli.rollout import show_status
+from llmctl.cli.rollout import record_apply, record_stop, settle_apply, settle_stop, show_status
 from llmctl.config.inventory import Inventory, load_inventory
 from llmctl.control.controller import ControllerConfig
-from llmctl.control.desired import DesiredDeployment, load_desired
-from llmctl.control.rollout import Rollout, diff
 from llmctl.engines.emulated import TIME_SCALE_ENV
 from llmctl.errors import LlmctlError
-from llmctl.fleet.pool import Fleet
-from llmctl.planner import Plan
 from llmctl.planning import plan_and_desired
+from llmctl.spec.deployment import DesiredDeployment
+from llmctl.state.desired import load_desired
 from llmctl.state.records import events, replicas, writer_lock
 from llmctl.state.store import Store, default_path
 
@@ -71,10 +69,10 @@ def demo_command(
     pb = playbook or _shipped("playbooks/local-demo.yaml")
     inv = load_inventory(inventory or _shipped("inventory/local.yaml"))
     store = Store(state or default_path().with_name("demo.db"))
-    plan, desired = plan_and_desired(pb, inv)
+    _plan, desired = plan_and_desired(pb, inv)
     console.rule(f"[bold]1. apply[/] {pb} on {inv.file} (emulated engines, time x{time_scale:g})")
     with writer_lock(store):
-        asyncio.run(_apply(inv, store, plan, desired))
+        _apply(inv, store, desired)
     console.rule("[bold]2. controller + gateway[/], traffic through the gateway")
     with writer_lock(store, "controller"):
         asyncio.run(_operate(inv, store, gateway_port, duration, rate))
@@ -90,20 +88,15 @@ def demo_command(
     if tui if tui is not None else (sys.stdin.isatty() and sys.stdout.isatty()):
         _dashboard(inv, store, gateway_port, rate)
     if not keep:
-        asyncio.run(_stop_all(inv, store))
+        _stop_all(inv, store)
         console.print("replicas stopped (pass --keep to leave them running)")
     console.print(f"state store: {store.path}")
 
 
-async def _apply(inv: Inventory, store: Store, plan: Plan, desired: list[DesiredDeployment]) -> None:
-    async with Fleet(list(inv.hosts)) as fleet:
-        rollout = Rollout(
-            inv, fleet, store, 300.0, lambda n, w: console.print(f"[dim]{n}[/] {w}", highlight=False)
-        )
-        outcomes = await rollout.apply(plan, diff(plan, replicas(store)), desired)
-    failed = [o for o in outcomes if o.phase == "failed"]
-    if failed:
-        raise LlmctlError("; ".join(f"{o.name}: {o.detail}" for o in failed))
+def _apply(inv: Inventory, store: Store, desired: list[DesiredDeployment]) -> None:
+    result = settle_apply(inv, store, record_apply(store, desired), 300.0, False, None)
+    if not result.ok:
+        raise LlmctlError(result.detail)
 
 
 async def _operate(inv: Inventory, store: Store, port: int, duration: float, rate: float) -> None:
@@ -198,7 +191,7 @@ def _dashboard(inv: Inventory, store: Store, port: int, rate: float) -> None:
                 p.kill()
 
 
-async def _stop_all(inv: Inventory, store: Store) -> None:
-    async with Fleet(list(inv.hosts)) as fleet:
-        rollout = Rollout(inv, fleet, store)
-        await asyncio.gather(*(rollout.stop(r, "llmctl demo finished") for r in replicas(store)))
+def _stop_all(inv: Inventory, store: Store) -> None:
+    names = set(load_desired(store))
+    if names:
+        settle_stop(inv, store, record_stop(store, names), 120.0, False, None)

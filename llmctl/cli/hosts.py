@@ -206,7 +206,9 @@ def exec_(
     else:
         for name, r in results.items():
             if isinstance(r, FleetError):
-                console.print(f"[bold red]{name}[/] unreachable: {escape(r.problem)}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"[bold red]{name}[/] unreachable: {escape(r.problem)}", highlight=False, soft_wrap=True
+                )
                 continue
             colour = "green" if r.ok else "red"
             console.print(f"[bold {colour}]{name}[/] exit {r.exit_status}", highlight=False)

@@ -48,7 +48,8 @@ def load_command(
         "poisson", help="Arrival pattern: constant or poisson (ignored with --trace)."
     ),
     trace: Path | None = typer.Option(
-        None, help="Replay a trace instead: Azure LLM inference CSV or Mooncake JSONL (one ships in sim/traces)."
+        None,
+        help="Replay a trace instead: Azure LLM inference CSV or Mooncake JSONL (one ships in sim/traces).",
     ),
     time_scale: float = typer.Option(
         1.0, help="With --trace: stretch (>1) or squeeze (<1) the trace's time."

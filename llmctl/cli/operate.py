@@ -1,8 +1,8 @@
-"""Day-to-day operating commands: `logs`, `restart`, `events`, `scale`.
+"""Day-to-day operating commands: `logs`, `events`, and the intents `restart`, `sleep`, `wake`, `scale`.
 
-`restart` goes through the controller when one runs (an intent it carries out and records), so the
-controller never fights a change it did not make; without a controller it acts directly, under the
-writer lock, like `apply`.
+An intent is checked (llmctl.reconcile.intents, the rules the TUI and the controller use), queued in the
+store and carried out by the controller: a running one, or its own passes in this process when none runs
+(llmctl.cli.converge). Nothing here reaches a host to change it.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import typer
 from rich.table import Table
 
 from llmctl.cli.common import ACCEPT_NEW, INVENTORY, JSON, KNOWN_HOSTS, STATE, fleet_for, open_store
+from llmctl.cli.converge import Done, carry_out
 from llmctl.cli.output import console, print_json
-from llmctl.config.inventory import Inventory, load_inventory
-from llmctl.control.desired import load_desired
+from llmctl.config.inventory import load_inventory
 from llmctl.control.launch import shell_path
-from llmctl.control.rollout import Rollout, run_dir
+from llmctl.control.lifecycle import run_dir
 from llmctl.errors import LlmctlError
-from llmctl.state.intents import get, set_scale_override, submit
-from llmctl.state.records import ReplicaRow, events, lock_holder, record_event, replicas, writer_lock
+from llmctl.state.intents import get, submit
+from llmctl.state.records import ReplicaRow, events, replicas
 from llmctl.state.store import Store
 
 FOLLOW_POLL_S = 0.5
@@ -89,6 +89,42 @@ def logs_command(
         asyncio.run(go())
 
 
+def _intent(
+    kind: str,
+    target: str,
+    arg: str,
+    inventory: Path,
+    state: Path | None,
+    timeout: float,
+    accept_new: bool,
+    known_hosts: Path | None,
+    then_ready: bool = False,
+) -> None:
+    """Queue the intent (checked by the rules the controller applies), then follow it until carried out."""
+    store = open_store(state)
+    intent = submit(store, kind, target, arg)
+    inv = load_inventory(inventory) if inventory.exists() else None
+
+    def finished() -> Done | None:
+        done = get(store, intent)
+        if done is None or done.state == "pending":
+            return None
+        if done.state == "failed":
+            return Done(False, f"{done.kind} {done.target} failed: {done.result}")
+        if then_ready:
+            row = next((r for r in replicas(store) if r.name == target), None)
+            if row is None or row.phase in ("starting", "backoff"):
+                return None
+            if row.phase != "ready":
+                return Done(False, f"{target} is {row.phase}: {row.reason}")
+        return Done(True, f"{done.kind} {done.target}: {done.result}")
+
+    result = carry_out(inv, store, finished, timeout, lambda s: s == target, accept_new, known_hosts)
+    if not result.ok:
+        raise LlmctlError(result.detail)
+    console.print(result.detail, highlight=False)
+
+
 def restart_command(
     replica: str = typer.Argument(..., help="Replica name (see llmctl status)."),
     timeout: float = typer.Option(900.0, help="Seconds to wait for it to be ready again."),
@@ -97,51 +133,34 @@ def restart_command(
     accept_new_host_keys: bool = ACCEPT_NEW,
     known_hosts: Path | None = KNOWN_HOSTS,
 ) -> None:
-    """Stop a replica and start it again with the same command line."""
-    store = open_store(state)
-    row = _replica(store, replica)
-    controller = lock_holder(store, "controller")
-    if controller:
-        intent = submit(store, "restart", row.name)
-        console.print(f"asked the running controller ({controller}) to restart {row.name}")
-        _wait_for_intent(store, intent, timeout)
-        return
-    inv = load_inventory(inventory)
-    _restart_directly(inv, store, row, timeout, accept_new_host_keys, known_hosts)
+    """Stop a replica and start it again with the same command line (an intent the controller carries out)."""
+    _intent(
+        "restart", replica, "", inventory, state, timeout, accept_new_host_keys, known_hosts, then_ready=True
+    )
 
 
-def _wait_for_intent(store: Store, intent: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        done = get(store, intent)
-        if done and done.state != "pending":
-            if done.state == "failed":
-                raise LlmctlError(f"{done.kind} {done.target} failed: {done.result}")
-            console.print(f"{done.kind} {done.target}: {done.result}")
-            return
-        time.sleep(FOLLOW_POLL_S)
-    raise LlmctlError(f"the controller did not carry out the request within {timeout:g} s; see llmctl events")
-
-
-def _restart_directly(
-    inv: Inventory, store: Store, row: ReplicaRow, timeout: float, accept_new: bool, known_hosts: Path | None
+def sleep_command(
+    replica: str = typer.Argument(..., help="Replica name (see llmctl status)."),
+    timeout: float = typer.Option(300.0, help="Seconds to wait for the controller to take it."),
+    inventory: Path = INVENTORY,
+    state: Path | None = STATE,
+    accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
 ) -> None:
-    dep = load_desired(store).get(row.deployment)
-    slot = dep.slot(row.name) if dep else None
-    if slot is None:
-        raise LlmctlError(f"{row.name}: its deployment is not in the state store; re-apply its playbook")
-    with writer_lock(store):
+    """Drain a ready replica, then put it to sleep (weights offloaded; engines started with sleep mode)."""
+    _intent("sleep", replica, "", inventory, state, timeout, accept_new_host_keys, known_hosts)
 
-        async def go() -> str:
-            async with fleet_for([inv.host(row.host)], accept_new, known_hosts) as fleet:
-                r = Rollout(inv, fleet, store, timeout, lambda n, w: console.print(f"[dim]{n}[/] {w}"))
-                await r.stop(row, "llmctl restart", forget=False)
-                out = await r.start(row.deployment, slot, "llmctl restart", row.restarts)
-                if out.phase == "failed":
-                    raise LlmctlError(f"{row.name} failed to start again: {out.detail}")
-                return out.detail
 
-        console.print(f"[green]{row.name} ready[/] at {asyncio.run(go())}")
+def wake_command(
+    replica: str = typer.Argument(..., help="Replica name (see llmctl status)."),
+    timeout: float = typer.Option(300.0, help="Seconds to wait for it to be awake."),
+    inventory: Path = INVENTORY,
+    state: Path | None = STATE,
+    accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
+) -> None:
+    """Wake a sleeping replica."""
+    _intent("wake", replica, "", inventory, state, timeout, accept_new_host_keys, known_hosts)
 
 
 def events_command(
@@ -191,33 +210,11 @@ def events_command(
 def scale_command(
     deployment: str = typer.Argument(..., help="Deployment name."),
     replicas_: str = typer.Argument(..., metavar="N|auto", help="Replica count to pin, or 'auto'."),
+    inventory: Path = INVENTORY,
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the controller to take the pin."),
     state: Path | None = STATE,
+    accept_new_host_keys: bool = ACCEPT_NEW,
+    known_hosts: Path | None = KNOWN_HOSTS,
 ) -> None:
     """Pin a deployment to N replicas (manual override of the autoscaler), or hand it back with 'auto'."""
-    store = open_store(state)
-    desired = load_desired(store)
-    if deployment not in desired:
-        raise LlmctlError(f"no deployment named {deployment!r} in the state store {store.path}")
-    lender = desired[deployment].backfill_for
-    if lender:
-        raise LlmctlError(
-            f"{deployment} back-fills {lender}'s idle spare slots: its replicas follow {lender}; scale {lender} instead"
-        )
-    if replicas_ == "auto":
-        n = None
-    else:
-        try:
-            n = int(replicas_)
-        except ValueError:
-            raise LlmctlError(f"replica count {replicas_!r}: give a whole number or 'auto'") from None
-        dep = load_desired(store)[deployment]
-        if not 0 <= n <= len(dep.slots):
-            raise LlmctlError(
-                f"{deployment} has {len(dep.slots)} planned slot(s) (scaling.max_replicas); pick 0..{len(dep.slots)}"
-            )
-    set_scale_override(store, deployment, n)
-    what = f"pinned to {n} replica(s)" if n is not None else "handed back to the autoscaler"
-    record_event(store, deployment, "scale-override", f"llmctl scale: {what}")
-    console.print(f"{deployment}: {what}")
-    if not lock_holder(store, "controller"):
-        console.print("[yellow]no controller is running[/]: it takes effect when `llmctl controller` runs")
+    _intent("scale", deployment, replicas_, inventory, state, timeout, accept_new_host_keys, known_hosts)

@@ -83,9 +83,7 @@ class Host(Strict):
     # CPU hosts: the CPU ids the engine's OpenMP threads bind to, in vLLM's VLLM_CPU_OMP_THREADS_BIND form
     # ("0-15", "0,2,4"), or "nobind" (no affinity at all: the scheduler places the threads); default
     # vLLM's own choice (auto). For engines that share a host's cores with other work.
-    cpu_bind: str | None = Field(
-        default=None, pattern=r"^(nobind|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)$"
-    )
+    cpu_bind: str | None = Field(default=None, pattern=r"^(nobind|[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*)$")
     cpu: DeclaredCPU | None = None  # accelerator: cpu only
 
     @field_validator("accelerator")

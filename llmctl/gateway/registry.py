@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from llmctl.gateway.routing import Backend, RouteKey, Router, make_router
+from llmctl.gateway.routing import HOLD_TIMEOUT_S, MAX_HELD, Backend, RouteKey, Router, make_router
 
 
 @dataclass
@@ -22,8 +22,8 @@ class DeploymentRoutes:
     name: str
     router: Router
     api_key: str | None = None  # resolved from the environment at start-up; never logged or stored
-    max_held: int = 256  # requests held while no replica is ready (scale from zero)
-    hold_timeout_s: float = 120.0
+    max_held: int = MAX_HELD  # requests held while no replica is ready (scale from zero)
+    hold_timeout_s: float = HOLD_TIMEOUT_S
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
     held: int = 0
     requests_total: int = 0
@@ -52,8 +52,8 @@ class Registry:
         name: str,
         route: str = "least_outstanding",
         api_key: str | None = None,
-        max_held: int = 256,
-        hold_timeout_s: float = 120.0,
+        max_held: int = MAX_HELD,
+        hold_timeout_s: float = HOLD_TIMEOUT_S,
     ) -> DeploymentRoutes:
         routes = DeploymentRoutes(name, make_router(route), api_key, max_held, hold_timeout_s)
         self.deployments[name] = routes

@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
+# While no replica is ready (a scale from zero) the gateway holds requests: at most MAX_HELD, each at most
+# HOLD_TIMEOUT_S, then 503. The simulator's gateway (sim.router) holds by the same two numbers.
+MAX_HELD = 256
+HOLD_TIMEOUT_S = 120.0
+
 
 @dataclass(frozen=True)
 class Backend:

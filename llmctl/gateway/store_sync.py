@@ -14,10 +14,10 @@ import os
 import time
 
 from llmctl.config.inventory import Inventory
-from llmctl.control.desired import load_desired
 from llmctl.control.engine_api import base_url
 from llmctl.errors import LlmctlError
 from llmctl.gateway.registry import Registry
+from llmctl.state.desired import load_desired
 from llmctl.state.records import replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, put_demand

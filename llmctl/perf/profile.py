@@ -85,12 +85,16 @@ def make_profile(
     if dtype not in DTYPES:
         raise LlmctlError(f"unknown dtype {dtype!r}; known: {', '.join(DTYPES)}")
     if resolved_gpu.is_cpu and (dtype == "fp8" or kv_dtype == "fp8"):
-        raise LlmctlError(f"{resolved_gpu.name}: vLLM's CPU backend serves bf16 weights and KV cache, not fp8")
+        raise LlmctlError(
+            f"{resolved_gpu.name}: vLLM's CPU backend serves bf16 weights and KV cache, not fp8"
+        )
     if resolved_gpu.is_cpu and tp != 1:
         # The CPU device is one socket (vLLM binds a rank to one NUMA node); llmctl plans CPU replicas at TP 1.
         raise LlmctlError(f"{resolved_gpu.name}: CPU profiles are tp1, got tp{tp}")
     if resolved_gpu.is_cpu and engine != "vllm":
-        raise LlmctlError(f"{resolved_gpu.name}: only vllm runs on CPU hosts (SGLang has no CPU build on PyPI)")
+        raise LlmctlError(
+            f"{resolved_gpu.name}: only vllm runs on CPU hosts (SGLang has no CPU build on PyPI)"
+        )
     kv = kv_dtype or "bf16"
     if kv not in DTYPE_BYTES:
         raise LlmctlError(f"unknown kv dtype {kv!r}; known: {', '.join(DTYPE_BYTES)}")

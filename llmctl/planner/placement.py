@@ -95,7 +95,9 @@ def _cpu_state(host: Host, facts: Sequence[tuple[int, str]] | HostResources | No
         )
         return HostState(host, [], problem=problem)
     if memory < GiB:
-        return HostState(host, [], problem=f"host {host.name!r}: {memory / GiB:.2f} GiB of memory is too little")
+        return HostState(
+            host, [], problem=f"host {host.name!r}: {memory / GiB:.2f} GiB of memory is too little"
+        )
     return HostState(host, [GpuSlot(0, cpu_device(cores, int(memory)))])
 
 
@@ -111,7 +113,9 @@ def host_states(inventory: Inventory, facts: GpuFacts | None = None) -> list[Hos
             pairs = gathered.gpus if isinstance(gathered, HostResources) else gathered
             for index, name in pairs:
                 gpu = find_gpu(name)
-                if gpu is not None and not gpu.is_cpu:  # a GPU the catalog does not know cannot be planned for
+                if (
+                    gpu is not None and not gpu.is_cpu
+                ):  # a GPU the catalog does not know cannot be planned for
                     slots.append(GpuSlot(index, gpu))
         elif host.gpus:
             slots = [GpuSlot(i, host.gpus.gpu) for i in range(host.gpus.count)]

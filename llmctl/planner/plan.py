@@ -142,7 +142,14 @@ def plan_playbook(
             try:
                 spares.append(
                     _place_one(
-                        dep, d_index, r_index, models[dep.model], candidates, shapes, flagspecs, lines,
+                        dep,
+                        d_index,
+                        r_index,
+                        models[dep.model],
+                        candidates,
+                        shapes,
+                        flagspecs,
+                        lines,
                         playbook.file,
                     )
                 )
@@ -165,7 +172,9 @@ def plan_playbook(
                 )
             for i, spare in enumerate(lent):
                 backfill.append(
-                    _backfill_one(dep, d_index, i, spare, models[dep.model], states, flagspecs, lines, playbook.file)
+                    _backfill_one(
+                        dep, d_index, i, spare, models[dep.model], states, flagspecs, lines, playbook.file
+                    )
                 )
     for r in (*replicas, *spares, *backfill):
         if r.shape.device == "cpu" and (r.shape.flavour, r.shape.engine_version) not in flagspecs:

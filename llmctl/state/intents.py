@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
 
 from llmctl.errors import LlmctlError
-from llmctl.state.records import record_event
+from llmctl.reconcile.intents import check_intent
+from llmctl.state.desired import load_desired
+from llmctl.state.records import record_event, replicas
 from llmctl.state.store import Store
-
-IntentKind = Literal["scale", "restart", "stop", "sleep", "wake"]
-KINDS: tuple[str, ...] = ("scale", "restart", "stop", "sleep", "wake")
 
 
 @dataclass(frozen=True)
@@ -28,9 +26,11 @@ class Intent:
 
 
 def submit(store: Store, kind: str, target: str, arg: str = "") -> int:
-    """Queue an intent and record it as an event; returns its id."""
-    if kind not in KINDS:
-        raise LlmctlError(f"unknown action {kind!r}; one of: {', '.join(KINDS)}")
+    """Check the intent (llmctl.reconcile.intents, the rules the controller applies too), queue it and
+    record it as an event; returns its id. A refused intent raises LlmctlError with the reason."""
+    problem = check_intent(kind, target, arg, load_desired(store), replicas(store))
+    if problem:
+        raise LlmctlError(f"{kind} {target}: {problem}")
     with store.transaction():
         cur = store.db.execute(
             "INSERT INTO intents (at, kind, target, arg) VALUES (?, ?, ?, ?)",

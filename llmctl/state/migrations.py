@@ -122,4 +122,21 @@ MIGRATIONS: tuple[str, ...] = (
         detail TEXT NOT NULL         -- the round trip in words, or the transport's error
     );
     """,
+    # 7: control data in typed columns, not in the reason's words: the consecutive-failure count and the next
+    # restart's time (the restart budget, llmctl.reconcile.restart), when the replica became ready, and what a
+    # draining replica becomes (sleep | stop | replace) since when. Per deployment: the generation the
+    # controller has reconciled and its last sign of a request, so idle clocks survive a controller restart.
+    """
+    ALTER TABLE replicas ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE replicas ADD COLUMN retry_at REAL;
+    ALTER TABLE replicas ADD COLUMN ready_since REAL;
+    ALTER TABLE replicas ADD COLUMN drain_then TEXT NOT NULL DEFAULT '';
+    ALTER TABLE replicas ADD COLUMN drain_since REAL;
+    CREATE TABLE deployment_status (
+        deployment TEXT PRIMARY KEY,
+        reconciled_generation INTEGER NOT NULL DEFAULT 0,
+        last_active_at REAL,          -- unix seconds: the controller's last sign of a request
+        surge TEXT NOT NULL DEFAULT ''  -- a rolling replace's extra replica on a spare slot, while it lasts
+    );
+    """,
 )

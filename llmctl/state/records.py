@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from llmctl.errors import LlmctlError
 from llmctl.state.store import Store
@@ -26,8 +26,16 @@ class ReplicaRow:
     phase: str
     spec_hash: str
     started_at: float | None
-    restarts: int
-    reason: str
+    restarts: int  # lifetime restarts, for people
+    reason: str  # words for people; never parsed
+    failures: int = 0  # consecutive failed starts and crashes: the restart budget
+    retry_at: float | None = None  # backoff: the next restart, unix seconds
+    ready_since: float | None = None
+    drain_then: str = ""  # draining: sleep | stop | replace
+    drain_since: float | None = None
+
+    def with_(self, **changes: object) -> ReplicaRow:
+        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ def delete_deployment(store: Store, name: str) -> None:
 def put_replica(store: Store, r: ReplicaRow) -> None:
     store.db.execute(
         "INSERT OR REPLACE INTO replicas (name, deployment, host, address, gpus, port, pid, phase, spec_hash, "
-        "started_at, restarts, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "started_at, restarts, reason, failures, retry_at, ready_since, drain_then, drain_since) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.name,
             r.deployment,
@@ -73,6 +82,11 @@ def put_replica(store: Store, r: ReplicaRow) -> None:
             r.started_at,
             r.restarts,
             r.reason,
+            r.failures,
+            r.retry_at,
+            r.ready_since,
+            r.drain_then,
+            r.drain_since,
         ),
     )
 
@@ -85,6 +99,58 @@ def replicas(store: Store, deployment: str | None = None) -> list[ReplicaRow]:
 
 def delete_replica(store: Store, name: str) -> None:
     store.db.execute("DELETE FROM replicas WHERE name = ?", (name,))
+
+
+def reconciled_generation(store: Store, deployment: str) -> int:
+    row = store.db.execute(
+        "SELECT reconciled_generation FROM deployment_status WHERE deployment = ?", (deployment,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def set_reconciled(store: Store, deployment: str, generation: int) -> None:
+    store.db.execute(
+        "INSERT INTO deployment_status (deployment, reconciled_generation) VALUES (?, ?) ON CONFLICT(deployment) "
+        "DO UPDATE SET reconciled_generation = excluded.reconciled_generation",
+        (deployment, generation),
+    )
+
+
+def surge(store: Store, deployment: str) -> str:
+    row = store.db.execute(
+        "SELECT surge FROM deployment_status WHERE deployment = ?", (deployment,)
+    ).fetchone()
+    return str(row[0]) if row else ""
+
+
+def set_surge(store: Store, deployment: str, replica: str) -> None:
+    store.db.execute(
+        "INSERT INTO deployment_status (deployment, surge) VALUES (?, ?) ON CONFLICT(deployment) "
+        "DO UPDATE SET surge = excluded.surge",
+        (deployment, replica),
+    )
+
+
+def last_active(store: Store) -> dict[str, float]:
+    """Per deployment, the latest sign of a request: the controller's, the gateway's, or the apply's own
+    time (a new deployment counts as just used). Unix seconds, so it survives a controller restart."""
+    out: dict[str, float] = {}
+    for name, at in store.db.execute("SELECT name, applied_at FROM deployments"):
+        out[name] = float(at)
+    for table, column in (("deployment_status", "last_active_at"), ("gateway_demand", "last_request_at")):
+        key = "deployment"
+        for name, at in store.db.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"):
+            if name in out:
+                out[name] = max(out[name], float(at))
+    return out
+
+
+def set_last_active(store: Store, deployment: str, at: float) -> None:
+    store.db.execute(
+        "INSERT INTO deployment_status (deployment, last_active_at) VALUES (?, ?) ON CONFLICT(deployment) "
+        "DO UPDATE SET last_active_at = MAX(COALESCE(last_active_at, 0), excluded.last_active_at)",
+        (deployment, at),
+    )
 
 
 def record_event(store: Store, subject: str, kind: str, reason: str) -> None:

@@ -54,7 +54,9 @@ def thinned_times(rng: np.random.Generator, curve: RateCurve, peak: float, durat
     return candidates[rng.uniform(0.0, peak, candidates.size) < rates]
 
 
-def diurnal_curve(mean: float, amplitude: float, period_s: float = 86_400.0, peak_at_s: float = 0.0) -> RateCurve:
+def diurnal_curve(
+    mean: float, amplitude: float, period_s: float = 86_400.0, peak_at_s: float = 0.0
+) -> RateCurve:
     """mean * (1 + amplitude * cos(2 pi (t - peak_at) / period)); amplitude in [0, 1]."""
     if not 0.0 <= amplitude <= 1.0:
         raise ValueError("diurnal amplitude must be in [0, 1]")

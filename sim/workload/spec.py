@@ -164,7 +164,9 @@ class _Holder(_Strict):
     workload: WorkloadSpec
 
 
-def parse_workload(data: Any, lines: LineMap | None = None, prefix: tuple[str | int, ...] = ()) -> WorkloadSpec:
+def parse_workload(
+    data: Any, lines: LineMap | None = None, prefix: tuple[str | int, ...] = ()
+) -> WorkloadSpec:
     """Validate a `workload:` mapping found at `prefix` of a scenario file. Without the file's LineMap a bad
     section raises pydantic's ValidationError; with it, ConfigErrors naming the file, line and field."""
     try:
@@ -235,7 +237,9 @@ def _times(spec: WorkloadSpec, rng: np.random.Generator, duration_s: float) -> n
     raise TypeError(f"no arrival process for {type(spec).__name__}")
 
 
-def _trace(spec: TraceSpec, rng: np.random.Generator, duration_s: float, base_dir: Path | None) -> list[Arrival]:
+def _trace(
+    spec: TraceSpec, rng: np.random.Generator, duration_s: float, base_dir: Path | None
+) -> list[Arrival]:
     trace = load_trace(_resolve(spec.path, base_dir))
     times, rows = replay_indices(
         trace, rng, duration_s, spec.time_scale, spec.rate_scale, spec.rate_mode, spec.start_s
@@ -262,7 +266,9 @@ def generate(
     return _generate(spec, duration_s, np.random.SeedSequence(seed), base)
 
 
-def _generate(spec: WorkloadSpec, duration_s: float, seq: np.random.SeedSequence, base: Path | None) -> list[Arrival]:
+def _generate(
+    spec: WorkloadSpec, duration_s: float, seq: np.random.SeedSequence, base: Path | None
+) -> list[Arrival]:
     if isinstance(spec, MixSpec):
         children = seq.spawn(len(spec.parts))
         return merge(_generate(p, duration_s, c, base) for p, c in zip(spec.parts, children, strict=True))

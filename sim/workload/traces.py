@@ -71,7 +71,9 @@ def _finish(file: str, t: list[float], p: list[int], o: list[int], b: list[tuple
     order = np.argsort(times, kind="stable")
     times = times[order] - times[order[0]]
     blocks = tuple(b[i] for i in order.tolist()) if b is not None else None
-    return Trace(file, times, np.asarray(p, dtype=np.int64)[order], np.asarray(o, dtype=np.int64)[order], blocks)
+    return Trace(
+        file, times, np.asarray(p, dtype=np.int64)[order], np.asarray(o, dtype=np.int64)[order], blocks
+    )
 
 
 def load_azure(path: str | Path) -> Trace:

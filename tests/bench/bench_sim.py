@@ -48,7 +48,9 @@ def _percentiles(result: SimResult, attr: str) -> np.ndarray:
 
 def trace_replay() -> None:
     trace = load_azure(TRACE)
-    spec = cluster_from_plan(ROOT / "playbooks" / "semi-online-burst.yaml", ROOT / "inventory" / "example-ssh.yaml")
+    spec = cluster_from_plan(
+        ROOT / "playbooks" / "semi-online-burst.yaml", ROOT / "inventory" / "example-ssh.yaml"
+    )
     name = spec.deployments[0].name
     arrivals = to_arrivals(trace.t_s, trace.prompts, trace.outputs, name)
     runs: dict[str, tuple[SimResult, float]] = {}
@@ -56,7 +58,9 @@ def trace_replay() -> None:
         with console.status(f"{mode} mode: {len(arrivals):,} requests of the Azure conversation trace"):
             mode_spec = dataclasses.replace(spec, mode=mode)
             runs[mode] = _timed(partial(simulate, mode_spec, arrivals, 3600.0))
-    console.print(f"[bold]Azure conversation trace, {len(arrivals):,} requests over 3,600 s, deployment {name}")
+    console.print(
+        f"[bold]Azure conversation trace, {len(arrivals):,} requests over 3,600 s, deployment {name}"
+    )
     for mode, (result, wall) in runs.items():
         console.print(
             f"  {mode:<5} {wall:7.2f} s wall  {len(result.records) / wall:9,.0f} simulated req/s"
@@ -91,14 +95,20 @@ def day_at_100_rps() -> None:
     summary = result.summary("summarise")
     rate = len(arrivals) / scenario.duration_s
     console.print(f"[bold]A day at a mean of {rate:.1f} req/s ({len(arrivals):,} requests)")
-    console.print(f"  arrivals generated in {gen_wall:.1f} s; simulated in {wall:.1f} s wall (target < 600 s)")
+    console.print(
+        f"  arrivals generated in {gen_wall:.1f} s; simulated in {wall:.1f} s wall (target < 600 s)"
+    )
     console.print(f"  {len(result.records) / wall:,.0f} simulated req/s; peak RSS {rss_gib:.2f} GiB")
-    console.print(f"  replicas: peak {summary['peak_gpus']} GPUs, mean {summary['mean_gpus']:.2f},"
-                  f" {len(result.decisions)} scaling decisions; SLO attainment {summary['slo_attainment']}")
+    console.print(
+        f"  replicas: peak {summary['peak_gpus']} GPUs, mean {summary['mean_gpus']:.2f},"
+        f" {len(result.decisions)} scaling decisions; SLO attainment {summary['slo_attainment']}"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--day", action="store_true", help="also simulate a day of a 100 req/s service")
     args = parser.parse_args()
     trace_replay()

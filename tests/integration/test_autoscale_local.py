@@ -69,7 +69,9 @@ def test_a_burst_scales_up_from_zero_and_back_down_with_reasons(scaling_fleet: L
     assert {status for status, _ in results} == {200}
     assert all(chunks >= 600 for _, chunks in results)
     ups = [
-        e for e in scaling_fleet.events() if e.kind == "scale" and e.at >= burst_started and "scale 0 to" in e.reason
+        e
+        for e in scaling_fleet.events()
+        if e.kind == "scale" and e.at >= burst_started and "scale 0 to" in e.reason
     ]
     assert ups and "wake 1 sleeping" in ups[0].reason
     assert scaling_fleet.event("burst-0", "woke", burst_started)
@@ -81,7 +83,11 @@ def test_a_burst_scales_up_from_zero_and_back_down_with_reasons(scaling_fleet: L
         lambda: [r.phase for r in scaling_fleet.rows().values()] == ["sleeping"],
         timeout=40,
     )
-    downs = [e for e in scaling_fleet.events() if e.kind == "scale" and e.at > burst_started and " to 0" in e.reason]
+    downs = [
+        e
+        for e in scaling_fleet.events()
+        if e.kind == "scale" and e.at > burst_started and " to 0" in e.reason
+    ]
     assert downs and all("idle" in e.reason or "in-flight 0" in e.reason for e in downs)
     # One replica stays asleep as the warm pool for the next burst; the other was stopped.
     assert scaling_fleet.event("burst-0", "stopped", burst_started) or scaling_fleet.event(
@@ -104,7 +110,9 @@ def test_api_key_is_required_and_never_recorded(scaling_fleet: LocalFleet) -> No
     controller_log = scaling_fleet.stop_controller()
     status = scaling_fleet.llmctl("status", "--json").stdout
     events = scaling_fleet.llmctl("events", "--json", "-n", "1000").stdout
-    replica_log = scaling_fleet.llmctl("logs", "burst-0", "-i", str(scaling_fleet.inventory), "-n", "1000").stdout
+    replica_log = scaling_fleet.llmctl(
+        "logs", "burst-0", "-i", str(scaling_fleet.inventory), "-n", "1000"
+    ).stdout
     store_bytes = b"".join(p.read_bytes() for p in scaling_fleet.tmp.glob("state.db*"))
     for where, text in [
         ("status", status),

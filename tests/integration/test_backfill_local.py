@@ -51,7 +51,9 @@ async def burst(port: int, seconds: float, workers: int = 16) -> list[int]:
 
     async def worker(client: httpx.AsyncClient) -> None:
         while time.monotonic() < deadline:
-            statuses.append((await client.post(f"http://127.0.0.1:{port}/v1/completions", json=body)).status_code)
+            statuses.append(
+                (await client.post(f"http://127.0.0.1:{port}/v1/completions", json=body)).status_code
+            )
 
     async with httpx.AsyncClient(timeout=120) as client:
         await asyncio.gather(*(worker(client) for _ in range(workers)))
@@ -67,7 +69,9 @@ def lines_in(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
-def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(scaling_fleet: LocalFleet) -> None:
+def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(
+    scaling_fleet: LocalFleet,
+) -> None:
     scaling_fleet.apply(playbook(scaling_fleet.tmp / "pb.yaml"))
     scaling_fleet.start_controller()
     # The spare slot burst-1 is idle: the controller lends it to enrich.
@@ -80,7 +84,9 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(sc
     with inp.open("w") as f:
         for i in range(REQUESTS):
             body = {"model": "x", "prompt": f"row {i}", "max_tokens": ANSWER_TOKENS}
-            f.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/completions", "body": body}))
+            f.write(
+                json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/completions", "body": body})
+            )
             f.write("\n")
     job = subprocess.Popen(
         [sys.executable, "-m", "llmctl.cli.main", "batch", "run", str(inp), "-d", "enrich", "-o", str(out),
@@ -95,15 +101,21 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(sc
 
         # The burst took the slot back: enrich-0 stopped first (while the job still ran), then burst-1
         # started on its GPUs.
-        given_back = wait_for("enrich-0 given back", lambda: scaling_fleet.event("enrich-0", "stopped", burst_started))
+        given_back = wait_for(
+            "enrich-0 given back", lambda: scaling_fleet.event("enrich-0", "stopped", burst_started)
+        )
         assert "gives its GPUs back: burst scales up" in given_back.reason
         assert job.poll() is None, "the batch ended before the slot was taken back: nothing was shown"
         taken = wait_for("burst-1 started", lambda: scaling_fleet.event("burst-1", "started", burst_started))
         assert given_back.at <= taken.at
 
         # The burst is over: burst-1 goes, enrich-0 comes back on the slot and the job finishes.
-        released = wait_for("burst-1 stopped", lambda: scaling_fleet.event("burst-1", "stopped", taken.at), timeout=60)
-        relent = wait_for("enrich-0 again", lambda: scaling_fleet.event("enrich-0", "started", released.at), timeout=30)
+        released = wait_for(
+            "burst-1 stopped", lambda: scaling_fleet.event("burst-1", "stopped", taken.at), timeout=60
+        )
+        relent = wait_for(
+            "enrich-0 again", lambda: scaling_fleet.event("enrich-0", "started", released.at), timeout=30
+        )
         assert "is idle" in relent.reason
         stdout, stderr = job.communicate(timeout=300)
     finally:

@@ -124,8 +124,9 @@ def test_a_replica_that_cannot_start_fails_the_apply_with_the_engines_line(
     pb = playbook(tmp_path, **{"--gpu-memory-utilization": utilisation})
     out = llmctl(env, "apply", str(pb), "-i", env["INV"], "--yes")
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert engine_line in out.stdout and "failed to start" in out.stderr
-    assert {r["phase"] for r in status(env)} == {"failed"}
+    assert engine_line in out.stdout and "the apply did not complete" in out.stderr
+    # The apply reports the first crash; the replicas wait out their restart budget (a controller goes on).
+    assert {r["phase"] for r in status(env)} <= {"backoff", "starting"}
 
 
 def test_second_apply_is_refused_while_the_first_holds_the_lock(env: dict[str, str], tmp_path: Path) -> None:
@@ -187,5 +188,8 @@ def test_a_changed_spec_rolls_with_a_surge_replica_so_capacity_never_drops(
             ready.discard(e["subject"])
             fewest = min(fewest, len(ready))
     assert fewest == 2, [(e["subject"], e["kind"]) for e in roll]
-    surges = [e for e in roll if e["subject"] == "chat-2" and e["kind"] == "started"]
-    assert len(surges) == 2 and "surge while chat-0 is replaced" in surges[0]["reason"]
+    # One surge for the whole roll: it starts before chat-0 drains and goes once nothing is left to replace.
+    surges = [e for e in roll if e["subject"] == "chat-2" and e["kind"] in ("started", "stopped")]
+    assert [e["kind"] for e in surges] == ["started", "stopped"], surges
+    assert "surge while chat-0 is replaced" in surges[0]["reason"]
+    assert "surge no longer needed" in surges[1]["reason"]

@@ -52,7 +52,9 @@ def engine_processes(marks: tuple[str, ...]) -> dict[int, str]:
         except (OSError, IndexError):
             continue
         for var in env:
-            if var.startswith(f"{RUN_DIR_ENV}=".encode()) and var.split(b"=", 1)[1].decode().startswith(marks):
+            if var.startswith(f"{RUN_DIR_ENV}=".encode()) and var.split(b"=", 1)[1].decode().startswith(
+                marks
+            ):
                 found[int(proc.name)] = cmd
     return found
 
@@ -79,11 +81,16 @@ class RealFleet(LocalFleet):
                         # spinning worker sat on the core the other's API server moved itself to, and
                         # that process hung in sched_setaffinity for minutes on this VM's kernel.
                         "local": {
-                            "connection": "local", "workdir": str(self.local_workdir), "cpu_bind": "nobind",
+                            "connection": "local",
+                            "workdir": str(self.local_workdir),
+                            "cpu_bind": "nobind",
                             **common,
                         },
                         "cpu1": {
-                            **remote, **common, "engine_port": 8100, "cpu_bind": "nobind",
+                            **remote,
+                            **common,
+                            "engine_port": 8100,
+                            "cpu_bind": "nobind",
                             "workdir": f"~/.llmctl/{run}",
                         },
                     }
@@ -238,7 +245,9 @@ def test_real_vllm_lifecycle(
         assert not old_family & set(engine_processes((str(fleet.local_workdir),))), "orphans survived"
         wait_for(
             f"{victim.name} ready again",
-            lambda: fleet.rows()[victim.name].phase == "ready" and fleet.rows()[victim.name].pid != victim.pid,
+            lambda: (
+                fleet.rows()[victim.name].phase == "ready" and fleet.rows()[victim.name].pid != victim.pid
+            ),
             timeout=START_S,
         )
         port = fleet.rows()[victim.name].port

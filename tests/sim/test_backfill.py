@@ -56,7 +56,9 @@ def test_recovery_is_bounded_by_the_idle_spare_capacity(
 
 
 def test_the_shipped_backfill_playbook_reports_the_recovered_gpu_hours() -> None:
-    spec = cluster_from_plan(ROOT / "playbooks" / "semi-online-backfill.yaml", ROOT / "inventory" / "example-ssh.yaml")
+    spec = cluster_from_plan(
+        ROOT / "playbooks" / "semi-online-backfill.yaml", ROOT / "inventory" / "example-ssh.yaml"
+    )
     (owner,) = spec.deployments  # the borrower has no traffic of its own: it is not simulated as one
     assert owner.name == "summarise" and owner.backfill is not None and owner.backfill.deployment == "enrich"
     workload = parse_workload(
@@ -67,4 +69,6 @@ def test_the_shipped_backfill_playbook_reports_the_recovered_gpu_hours() -> None
     spare_gpu_hours = owner.slots - owner.initial_replicas  # one GPU each, for the hour
     assert report["deployment"] == "enrich" and report["loans"] >= 2
     assert 0 < report["recovered_gpu_hours"] < report["lent_gpu_hours"] <= spare_gpu_hours
-    assert report["output_tokens"] == pytest.approx(report["recovered_gpu_hours"] * 3600 * owner.backfill.tokens_per_s)
+    assert report["output_tokens"] == pytest.approx(
+        report["recovered_gpu_hours"] * 3600 * owner.backfill.tokens_per_s
+    )

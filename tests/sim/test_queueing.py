@@ -103,11 +103,17 @@ def test_littles_law_holds_on_every_run(
         arrivals = to_arrivals(times, prompts, outputs)
         spec = ClusterSpec((dep,), mode="step" if kind == "engine-step" else "fast", sample_interval_s=0.01)
     else:
-        draw = (lambda a: float(rng.exponential(mean_service))) if kind == "exponential" else (lambda a: mean_service)
+        draw = (
+            (lambda a: float(rng.exponential(mean_service)))
+            if kind == "exponential"
+            else (lambda a: mean_service)
+        )
         dep = DeploymentSim("q", service_time=draw, servers=servers, initial_replicas=replicas, route=route)
         lam = rho * servers * replicas / mean_service
         times = poisson_times(rng, lam, duration)
-        arrivals = to_arrivals(times, np.ones(times.size, dtype=np.int64), np.ones(times.size, dtype=np.int64))
+        arrivals = to_arrivals(
+            times, np.ones(times.size, dtype=np.int64), np.ones(times.size, dtype=np.int64)
+        )
         spec = ClusterSpec((dep,), sample_interval_s=mean_service / 50)
     result = simulate(spec, arrivals, duration)
     assert result.unfinished == 0 and len(result.records) == len(arrivals)

@@ -24,7 +24,9 @@ def _shape(kv: int = 400_000, seqs: int = 128, budget: int = 4096) -> EngineShap
     return EngineShape(MODEL, kv, seqs, budget, max_context=32_768)
 
 
-def _run(model: ReplicaModel, arrivals: list[Arrival], poll: list[float] | None = None) -> list[RequestRecord]:
+def _run(
+    model: ReplicaModel, arrivals: list[Arrival], poll: list[float] | None = None
+) -> list[RequestRecord]:
     out: list[RequestRecord] = []
     polls = iter(sorted(poll or []))
     nxt = next(polls, None)

@@ -53,7 +53,9 @@ def scenario(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
-@pytest.mark.parametrize("name", ["semi-online-burst", "semi-online-backfill", "online-chat", "offline-batch"])
+@pytest.mark.parametrize(
+    "name", ["semi-online-burst", "semi-online-backfill", "online-chat", "offline-batch"]
+)
 def test_shipped_scenarios_run_and_report(name: str, tmp_path: Path) -> None:
     out = llmctl(
         "sim", "run", str(ROOT / "sim" / "scenarios" / f"{name}.yaml"), "--json", "--charts", str(tmp_path)
@@ -174,7 +176,9 @@ def test_a_max_replicas_override_lifts_the_policys_own_ceiling(tmp_path: Path) -
         ("enrich.target=0", "sweep parameter enrich.target: Input should be greater than 0"),
     ],
 )
-def test_bad_sweep_parameters_are_refused_by_name_before_any_run(tmp_path: Path, param: str, words: str) -> None:
+def test_bad_sweep_parameters_are_refused_by_name_before_any_run(
+    tmp_path: Path, param: str, words: str
+) -> None:
     out = llmctl("sim", "sweep", str(scenario(tmp_path)), "-p", param)
     assert out.returncode == 2 and "Traceback" not in out.stderr  # 2: llmctl's exit status for bad input
     assert words in out.stderr, out.stderr

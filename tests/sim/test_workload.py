@@ -104,7 +104,9 @@ def test_replay_rate_scaling_thin_and_compress() -> None:
     slow, _ = replay_indices(trace, rng, 3000.0, time_scale=2.0)
     assert np.allclose(slow, trace.t_s[: slow.size] * 2)
     looped, rows = replay_indices(trace, rng, 8000.0)  # longer than the trace: it loops
-    assert looped.size == pytest.approx(trace.t_s.size * 8000 / 3502, rel=0.05) and rows.max() < trace.t_s.size
+    assert (
+        looped.size == pytest.approx(trace.t_s.size * 8000 / 3502, rel=0.05) and rows.max() < trace.t_s.size
+    )
 
 
 def test_generate_is_seeded_and_mixes_deployments(tmp_path: Path) -> None:
@@ -112,11 +114,25 @@ def test_generate_is_seeded_and_mixes_deployments(tmp_path: Path) -> None:
         {
             "kind": "mix",
             "parts": [
-                {"kind": "poisson", "rate": 5, "deployment": "chat",
-                 "lengths": {"kind": "fixed", "prompt": 100, "output": 20}},
-                {"kind": "step", "steps": [{"at_s": 0, "rate": 1}, {"at_s": 50, "rate": 10}], "deployment": "batch"},
-                {"kind": "ramp", "start_rate": 0, "end_rate": 4, "ramp_s": 100, "deployment": "chat",
-                 "lengths": {"kind": "lognormal", "prompt_median": 500, "output_median": 100}},
+                {
+                    "kind": "poisson",
+                    "rate": 5,
+                    "deployment": "chat",
+                    "lengths": {"kind": "fixed", "prompt": 100, "output": 20},
+                },
+                {
+                    "kind": "step",
+                    "steps": [{"at_s": 0, "rate": 1}, {"at_s": 50, "rate": 10}],
+                    "deployment": "batch",
+                },
+                {
+                    "kind": "ramp",
+                    "start_rate": 0,
+                    "end_rate": 4,
+                    "ramp_s": 100,
+                    "deployment": "chat",
+                    "lengths": {"kind": "lognormal", "prompt_median": 500, "output_median": 100},
+                },
             ],
         }
     )
@@ -134,13 +150,20 @@ def test_trace_workload_spec_with_lengths_blocks_and_a_daily_cycle(tmp_path: Pat
     rng = np.random.default_rng(9)
     times_ms = np.cumsum(rng.exponential(1000 / 3.4, 8000)).astype(int)
     lines = [
-        json.dumps({"timestamp": int(t), "input_length": 1024, "output_length": 64, "hash_ids": [0, 1, int(i)]})
+        json.dumps(
+            {"timestamp": int(t), "input_length": 1024, "output_length": 64, "hash_ids": [0, 1, int(i)]}
+        )
         for i, t in enumerate(times_ms[times_ms < 2_100_000])
     ]
     (tmp_path / "mooncake.jsonl").write_text("\n".join(lines) + "\n")
     spec = parse_workload(
-        {"kind": "trace", "path": "mooncake.jsonl", "deployment": "chat",
-         "rate_scale": 2, "diurnal": {"amplitude": 1.0, "period_s": 2000, "peak_at_s": 0}}
+        {
+            "kind": "trace",
+            "path": "mooncake.jsonl",
+            "deployment": "chat",
+            "rate_scale": 2,
+            "diurnal": {"amplitude": 1.0, "period_s": 2000, "peak_at_s": 0},
+        }
     )
     arrivals = generate(spec, 2000.0, seed=1, base_dir=tmp_path)
     assert all(x.blocks for x in arrivals) and {x.deployment for x in arrivals} == {"chat"}
@@ -148,7 +171,9 @@ def test_trace_workload_spec_with_lengths_blocks_and_a_daily_cycle(tmp_path: Pat
     assert len(arrivals) == pytest.approx(2 * 3.4 * 2000 / 2, rel=0.1)
     trough = sum(900 <= x.t_s < 1100 for x in arrivals)
     assert trough < 0.05 * len(arrivals)
-    resampled = parse_workload({"kind": "poisson", "rate": 3, "lengths": {"kind": "trace", "path": str(AZURE_CONV)}})
+    resampled = parse_workload(
+        {"kind": "poisson", "rate": 3, "lengths": {"kind": "trace", "path": str(AZURE_CONV)}}
+    )
     lengths = {(x.prompt_tokens, x.output_tokens) for x in generate(resampled, 100.0, seed=2)}
     trace = load_azure(AZURE_CONV)
     assert lengths <= set(zip(trace.prompts.tolist(), np.maximum(trace.outputs, 1).tolist(), strict=True))
@@ -156,7 +181,9 @@ def test_trace_workload_spec_with_lengths_blocks_and_a_daily_cycle(tmp_path: Pat
 
 def test_bad_trace_files_name_the_file_and_line(tmp_path: Path) -> None:
     csv = tmp_path / "bad.csv"
-    csv.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n2023-11-16 x,1,2\n")
+    csv.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46.68,374,44\n2023-11-16 x,1,2\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_azure(csv)
     assert err.value.file == str(csv) and err.value.line == 3

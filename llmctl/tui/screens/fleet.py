@@ -79,7 +79,10 @@ class FleetScreen(SnapshotScreen):
             title.update("GPUs")
             sync_table(table, [])
             return
-        said = [*host.notes, *([f"down: {host.check.detail}"] if host.reachability == "down" and host.check else [])]
+        said = [
+            *host.notes,
+            *([f"down: {host.check.detail}"] if host.reachability == "down" and host.check else []),
+        ]
         notes = f" — {'; '.join(said)}" if said else ""
         title.update(f"GPUs on {host.name}{notes}")
         sync_table(table, gpu_rows(host))

@@ -108,7 +108,9 @@ class ReplicaScreen(SnapshotScreen):
     @work(thread=True, exclusive=True, group="log")
     def follow_log(self, argv: list[str]) -> None:
         try:
-            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+            )
         except OSError as exc:
             self._from_thread(self._log_ended, str(exc), -1)
             return
@@ -133,4 +135,6 @@ class ReplicaScreen(SnapshotScreen):
             self.query_one("#log", Log).write_line(error)
         if not stopped:
             verdict = "ended" if status == 0 else f"llmctl logs exit status {status}"
-            self.query_one("#log-title", Label).update(f"Log of {self.replica} ({verdict}; l to follow again)")
+            self.query_one("#log-title", Label).update(
+                f"Log of {self.replica} ({verdict}; l to follow again)"
+            )

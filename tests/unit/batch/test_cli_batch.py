@@ -16,8 +16,8 @@ from llmctl.batch import jobs
 from llmctl.batch.target import engine_args, from_store
 from llmctl.cli.batch import app
 from llmctl.config.inventory import load_inventory
-from llmctl.control.desired import put_desired
 from llmctl.planning import plan_and_desired
+from llmctl.state.desired import put_desired
 from llmctl.state.records import ReplicaRow, put_replica
 from llmctl.state.store import Store
 

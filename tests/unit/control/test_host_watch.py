@@ -42,6 +42,8 @@ async def test_a_refusing_host_is_down_once_and_a_local_one_is_up(tmp_path: Path
     assert first["box"].ok and first["box"].detail.endswith(" ms")
     assert not first["gone"].ok and first["gone"].detail.startswith(f"cannot connect to 127.0.0.1:{closed}")
     stored = host_checks(store)
-    assert stored["box"].ok and not stored["gone"].ok and stored["gone"].checked_at == second["gone"].checked_at
+    assert (
+        stored["box"].ok and not stored["gone"].ok and stored["gone"].checked_at == second["gone"].checked_at
+    )
     # Each change said once, not on every check.
     assert sorted((s, k) for s, k, _ in said) == [("box", "host-up"), ("gone", "host-down")]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmctl.config.inventory import Host, Inventory
-from llmctl.control.rollout import Rollout
+from llmctl.control.lifecycle import Lifecycle
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.ssh import SSHOptions
-from llmctl.state.records import ReplicaRow, events, put_deployment, put_replica, replicas
+from llmctl.state.records import ReplicaRow, events, put_deployment, put_replica, record_event, replicas
 from llmctl.state.store import Store
 
 
@@ -29,7 +29,9 @@ async def test_unreachable_host_keeps_the_replica_as_failed(tmp_path: Path) -> N
     inventory = Inventory(file="inv.yaml", hosts=(host,))
     store = store_with(tmp_path, "gone")
     fleet = Fleet([host], SSHOptions(known_hosts=tmp_path / "known_hosts"))
-    outcome = await Rollout(inventory, fleet, store).stop(row("gone"), "llmctl stop")
+    outcome = await Lifecycle(inventory, fleet, store, lambda *e: record_event(store, *e)).stop(
+        row("gone"), "llmctl stop"
+    )
     assert outcome.phase == "failed" and "could not reach gone" in outcome.detail
     [kept] = replicas(store)
     assert kept.phase == "failed" and kept.pid == 4242 and "stop not confirmed" in kept.reason
@@ -39,5 +41,7 @@ async def test_unreachable_host_keeps_the_replica_as_failed(tmp_path: Path) -> N
 async def test_confirmed_stop_forgets_the_replica(tmp_path: Path) -> None:
     host = Host(name="box", connection="local", workdir=str(tmp_path / "w"))
     store = store_with(tmp_path, "box")
-    outcome = await Rollout(Inventory(file="i", hosts=(host,)), Fleet([host]), store).stop(row("box"), "x")
+    outcome = await Lifecycle(Inventory(file="i", hosts=(host,)), Fleet([host]), store, print).stop(
+        row("box"), "x"
+    )
     assert outcome.phase == "stopped" and outcome.detail == "absent" and replicas(store) == []

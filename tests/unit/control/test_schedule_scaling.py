@@ -11,9 +11,9 @@ import yaml
 from llmctl.autoscale.types import Observation, ReplicaView
 from llmctl.config.playbook import parse_playbook
 from llmctl.config.source import parse_yaml
-from llmctl.control.desired import load_desired, put_desired
 from llmctl.errors import ConfigError, ConfigErrors, LlmctlError
 from llmctl.planning import plan_and_desired
+from llmctl.state.desired import load_desired, put_desired
 from llmctl.state.store import Store
 
 HEAD = "deployments:\n  - name: chat\n    model: Qwen/Qwen3-8B\n    workload: online\n"
@@ -43,7 +43,9 @@ def test_schedule_mistakes_name_their_line(text: str, line: int, words: str) -> 
     with pytest.raises(LlmctlError) as info:
         parse_playbook(data, lines)
     errs = info.value.errors if isinstance(info.value, ConfigErrors) else [info.value]
-    assert any(isinstance(e, ConfigError) and e.line == line and words in str(e) for e in errs), [str(e) for e in errs]
+    assert any(isinstance(e, ConfigError) and e.line == line and words in str(e) for e in errs), [
+        str(e) for e in errs
+    ]
 
 
 def test_the_schedule_scales_to_each_steps_count_at_its_time(tmp_path: Path) -> None:

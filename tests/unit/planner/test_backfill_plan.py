@@ -30,7 +30,10 @@ def test_backfill_slots_borrow_each_spare_slots_gpus_with_their_own_ports(plan_y
     plan = plan_yaml(OWNER + borrower(), HOST)
     assert [r.name for r in plan.replicas] == ["chat-0"]
     assert [r.name for r in plan.spares] == ["chat-1", "chat-2"]
-    assert [(r.name, r.shares_with) for r in plan.backfill] == [("enrich-0", "chat-1"), ("enrich-1", "chat-2")]
+    assert [(r.name, r.shares_with) for r in plan.backfill] == [
+        ("enrich-0", "chat-1"),
+        ("enrich-1", "chat-2"),
+    ]
     for spare, b in zip(plan.spares, plan.backfill, strict=True):
         assert (b.host, b.gpu_indices) == (spare.host, spare.gpu_indices)
         assert b.env["CUDA_VISIBLE_DEVICES"] == ",".join(map(str, spare.gpu_indices))

@@ -254,9 +254,7 @@ def test_engine_port_sets_where_a_hosts_replicas_listen(tmp_path: Path) -> None:
     from llmctl.planning import plan_files
 
     inv = tmp_path / "inv.yaml"
-    inv.write_text(
-        "hosts:\n  a: {connection: local, engine_port: 9100, gpus: {type: H100-SXM, count: 2}}\n"
-    )
+    inv.write_text("hosts:\n  a: {connection: local, engine_port: 9100, gpus: {type: H100-SXM, count: 2}}\n")
     pb = tmp_path / "pb.yaml"
     pb.write_text(
         "deployments:\n  - {name: c, model: meta-llama/Llama-3.1-8B-Instruct, workload: offline, engine: vllm,\n"

@@ -1,0 +1,80 @@
+"""One deployment's actions for this tick, assembled from the rules (llmctl.reconcile.actions, .rollout,
+.backfill) in one place: the live controller calls this; the simulator, whose fleets neither roll nor stop,
+calls `scale_actions` the same way for the scaling part."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from llmctl.autoscale.types import Decision
+from llmctl.reconcile.actions import Action, Drain, keep_initial, scale_actions, stop_all
+from llmctl.reconcile.backfill import backfill_actions, borrowed_slots
+from llmctl.reconcile.phase import Phase, parse
+from llmctl.reconcile.rollout import MOVING, RollStep, VersionedReplica, roll
+from llmctl.spec.deployment import DesiredDeployment
+
+
+@dataclass(frozen=True)
+class DeploymentPlan:
+    actions: list[Action] = field(default_factory=list)
+    roll: RollStep = field(default_factory=RollStep)
+    scaled_by_policy: bool = False  # the autoscaler (or a pin) sizes it: the caller asks for a Decision
+
+
+def plan_deployment(
+    dep: DesiredDeployment,
+    rows: Sequence[VersionedReplica],
+    every_row: Sequence[VersionedReplica],
+    desired: Mapping[str, DesiredDeployment],
+    *,
+    surge: str,
+    pinned: int | None,
+    decision: Decision | None,
+) -> DeploymentPlan:
+    """`rows` are the deployment's replicas, `every_row` the fleet's (back-fill looks at its owner's);
+    `decision` is the autoscaler's when it changed something this tick, else None."""
+    if dep.stopped:
+        return DeploymentPlan(stop_all(rows))
+    if dep.backfill_for:
+        owner = [r for r in every_row if r.name in {s.shares_with for s in dep.slots}]
+        return DeploymentPlan(backfill_actions(dep, owner, rows))
+    borrowed = borrowed_slots(desired.values(), dep.name, every_row)
+    step = roll(dep, rows, surge, borrowed)
+    actions = list(step.actions)
+    slots = [s.name for s in dep.slots]
+    by_policy = pinned is not None or dep.scaling.autoscaled
+    if not by_policy:
+        actions += keep_initial(dep.name, dep.initial, rows, slots, busy=step.busy or bool(step.surge))
+    elif decision is not None and decision.changed:
+        scaled = scale_actions(decision, rows, slots, sleep_mode=dep.sleep_mode, borrowed=borrowed)
+        # While a roll is under way it owns the scale-down: a drain of the autoscaler's would fight it.
+        actions += [a for a in scaled if not (step.busy and isinstance(a, Drain))]
+    return DeploymentPlan(_once(actions), step, by_policy)
+
+
+def _once(actions: list[Action]) -> list[Action]:
+    """The first action on a replica or slot wins: two rules may name the same one in a tick."""
+    seen: set[str] = set()
+    out: list[Action] = []
+    for a in actions:
+        key = getattr(a, "replica", None) or getattr(a, "slot", None)
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        out.append(a)
+    return out
+
+
+def converged(dep: DesiredDeployment, rows: Sequence[VersionedReplica], step: RollStep) -> bool:
+    """The deployment is as its generation asks: nothing left to roll, start or stop."""
+    phases = [parse(r.phase) for r in rows]
+    if dep.stopped:
+        return not rows
+    if step.busy or step.surge or step.actions or any(p in (*MOVING, Phase.DRAINING) for p in phases):
+        return False
+    if dep.backfill_for or dep.scaling.autoscaled:
+        return True
+    have = {r.name: parse(r.phase) for r in rows}
+    return all(have.get(s.name) in (Phase.READY, Phase.FAILED) for s in dep.slots[: dep.initial])

@@ -1,0 +1,64 @@
+"""The store codec of the desired state (llmctl.spec.deployment): one JSON document per deployment, with a
+hash of it and the generation of the apply that wrote it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, replace
+from typing import Any
+
+from llmctl.errors import LlmctlError
+from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
+from llmctl.state.records import deployments, put_deployment
+from llmctl.state.store import Store
+
+
+def to_json(d: DesiredDeployment) -> dict[str, Any]:
+    return asdict(d)
+
+
+def from_json(name: str, data: dict[str, Any]) -> DesiredDeployment:
+    try:
+        slots = tuple(
+            Slot(**{**s, "gpus": tuple(s["gpus"]), "argv": tuple(s["argv"])}) for s in data["slots"]
+        )
+        scaling = data["scaling"]
+        schedule = tuple((float(t), int(n)) for t, n in scaling.get("schedule", ()))
+        return DesiredDeployment(
+            **{
+                **data,
+                "name": name,
+                "scaling": ScalingSpec(**{**scaling, "schedule": schedule}),
+                "slots": slots,
+            }
+        )
+    except (KeyError, TypeError) as exc:
+        raise LlmctlError(
+            f"deployment {name!r} in the state store was written by another llmctl version ({exc}); "
+            "re-apply its playbook"
+        ) from None
+
+
+def put_desired(store: Store, d: DesiredDeployment) -> None:
+    data = to_json(d)
+    put_deployment(store, d.name, data, hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16])
+
+
+def load_desired(store: Store) -> dict[str, DesiredDeployment]:
+    return {name: from_json(name, spec) for name, (_h, spec) in deployments(store).items()}
+
+
+def next_generation(store: Store) -> int:
+    """One more than any generation recorded: every apply gets its own number."""
+    return max((d.generation for d in load_desired(store).values()), default=0) + 1
+
+
+def set_stopped(store: Store, name: str, stopped: bool) -> DesiredDeployment:
+    """Mark a deployment stopped (no replica wanted) or wanted again; returns what was recorded."""
+    dep = load_desired(store).get(name)
+    if dep is None:
+        raise LlmctlError(f"no deployment named {name!r} in the state store {store.path}")
+    changed = replace(dep, stopped=stopped)
+    put_desired(store, changed)
+    return changed
