@@ -91,6 +91,7 @@ def walk(parser: argparse.ArgumentParser) -> list[dict[str, Any]]:
 def vllm_parser() -> tuple[str, argparse.ArgumentParser]:
     os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
     import vllm  # type: ignore[import-not-found]
+
     try:
         from vllm.entrypoints.common.cli_args import make_arg_parser  # type: ignore[import-not-found]
     except ImportError:  # 0.32 and older (the CPU wheel) keep it under launchers

@@ -18,7 +18,7 @@ def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: An
     from llmctl.config.inventory import Inventory, load_inventory
     from llmctl.engines.emulator.timing import step_timer
     from llmctl.perf.speculative import SpecConfig
-    from llmctl.planner.shape import shape_profile
+    from llmctl.planner.shape import shape_draft_params, shape_profile
     from llmctl.planning import plan_and_desired
 
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
@@ -40,7 +40,7 @@ def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: An
         profile = shape_profile(
             shape
         )  # from the Model the plan carries: a local model path is not in the catalog
-        draft = shape.model_spec.eagle3_draft_params if shape.speculative_draft else 0.0
+        draft = shape_draft_params(shape)
         engine = EngineShape(
             step_timer(profile, SpecConfig(draft_params=draft) if draft else None),
             shape.kv_capacity_tokens,

@@ -338,14 +338,23 @@ class Controller:
         if dep.generation > generation:
             self._new_generation(dep)
         every = replicas(self.store)
-        rows = [r for r in every if r.deployment == dep.name and r.phase != Phase.ORPHANED]
+        rows = [r for r in every if r.deployment == dep.name]  # orphans too: their slots stay taken
         pinned = scale_overrides(self.store).get(dep.name)
         decision = None
         if not dep.stopped and not dep.backfill_for and (pinned is not None or dep.scaling.autoscaled):
             decision = self._decide(dep, rows, pinned)
         plan = plan_deployment(
-            dep, rows, every, desired, surge=surge(self.store, dep.name), pinned=pinned, decision=decision
+            dep,
+            rows,
+            every,
+            desired,
+            surge=surge(self.store, dep.name),
+            pinned=pinned,
+            decision=decision,
+            fill=dep.generation > generation,
         )
+        if plan.scaled and decision is not None:
+            self.event(dep.name, "scale", decision.reason)
         if plan.roll.surge != surge(self.store, dep.name):
             set_surge(self.store, dep.name, plan.roll.surge)
         if plan.roll.halted and self.memory.halted.get(dep.name) != plan.roll.halted:
@@ -386,10 +395,7 @@ class Controller:
             set_last_active(self.store, dep.name, wall)
             obs = replace(obs, seconds_since_last_request=0.0)
         decision = self._policy(dep, pinned).decide(obs, mono)
-        if not decision.changed:
-            return None
-        self.event(dep.name, "scale", decision.reason)
-        return decision
+        return decision if decision.changed else None
 
     def _arrival_rate(
         self, deployment: str, gateway_total: int | None, rows: list[ReplicaRow], mono: float, wall: float

@@ -56,6 +56,12 @@ class SpecStepTime:
         return self.total_s / self.tokens_per_seq
 
 
+def draft_params(model: Model) -> float:
+    """Parameters of the model's EAGLE-3 head: the catalog's figure, else 5% of the target (a head is about
+    one decoder layer and the LM head). One rule for the desired state, the emulator and the simulator."""
+    return model.eagle3_draft_params or 0.05 * model.num_params
+
+
 def default_spec(model: Model, **overrides: float) -> SpecConfig | None:
     """The EAGLE-3 set-up for a catalog model with a public draft head, or None when it has none."""
     if not model.eagle3_drafts or model.eagle3_draft_params <= 0:

@@ -10,9 +10,10 @@ from llmctl.catalog.models import Model
 from llmctl.config.playbook import Deployment
 from llmctl.engines import sglang, vllm
 from llmctl.perf.capacity import max_throughput
+from llmctl.perf.cold_start import cold_start_time, wake_time
 from llmctl.perf.memory import MemoryFit, memory_fit
 from llmctl.perf.profile import Profile, make_profile
-from llmctl.perf.speculative import SpecConfig
+from llmctl.perf.speculative import SpecConfig, draft_params
 from llmctl.planner.presets import PRESETS
 from llmctl.planner.types import Decision, Shape
 
@@ -319,3 +320,17 @@ def shape_profile(shape: Shape) -> Profile:
         max_batched_tokens=shape.max_batched_tokens,
         kv_cache_bytes=shape.kv_gib_per_gpu * GiB if shape.device == "cpu" else None,
     )
+
+
+def shape_draft_params(shape: Shape) -> float:
+    """The EAGLE-3 head the replica loads beside its weights, 0 without speculative decoding."""
+    return draft_params(shape.model_spec) if shape.speculative_draft else 0.0
+
+
+def startup_costs(shape: Shape) -> tuple[float, float]:
+    """(cold start, wake-up) seconds of a replica of this shape, from its profile and its draft head: the same
+    figures the emulated engine takes to start and wake (llmctl.engines.emulator.startup)."""
+    profile, draft = shape_profile(shape), shape_draft_params(shape)
+    return cold_start_time(profile, draft_params=draft).total_s, wake_time(
+        profile, draft_params=draft
+    ).total_s

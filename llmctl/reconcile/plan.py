@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from llmctl.autoscale.types import Decision
-from llmctl.reconcile.actions import Action, Drain, keep_initial, scale_actions, stop_all
+from llmctl.reconcile.actions import Action, Blocked, Drain, Start, keep_initial, scale_actions, stop_all
 from llmctl.reconcile.backfill import backfill_actions, borrowed_slots
 from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.rollout import MOVING, RollStep, VersionedReplica, roll
@@ -20,6 +20,9 @@ class DeploymentPlan:
     actions: list[Action] = field(default_factory=list)
     roll: RollStep = field(default_factory=RollStep)
     scaled_by_policy: bool = False  # the autoscaler (or a pin) sizes it: the caller asks for a Decision
+    scaled: bool = (
+        False  # the decision moved something (worth an event; a decision with nothing to move is not)
+    )
 
 
 def plan_deployment(
@@ -31,9 +34,12 @@ def plan_deployment(
     surge: str,
     pinned: int | None,
     decision: Decision | None,
+    fill: bool = False,
 ) -> DeploymentPlan:
     """`rows` are the deployment's replicas, `every_row` the fleet's (back-fill looks at its owner's);
-    `decision` is the autoscaler's when it changed something this tick, else None."""
+    `decision` is the autoscaler's when it changed something this tick, else None. `fill`: a new generation
+    is being reconciled, so an autoscaled deployment starts its `initial` slots too (the autoscaler takes
+    over from there)."""
     if dep.stopped:
         return DeploymentPlan(stop_all(rows))
     if dep.backfill_for:
@@ -44,13 +50,22 @@ def plan_deployment(
     actions = list(step.actions)
     slots = [s.name for s in dep.slots]
     by_policy = pinned is not None or dep.scaling.autoscaled
+    scaled: list[Action] = []
     if not by_policy:
         actions += keep_initial(dep.name, dep.initial, rows, slots, busy=step.busy or bool(step.surge))
-    elif decision is not None and decision.changed:
-        scaled = scale_actions(decision, rows, slots, sleep_mode=dep.sleep_mode, borrowed=borrowed)
-        # While a roll is under way it owns the scale-down: a drain of the autoscaler's would fight it.
-        actions += [a for a in scaled if not (step.busy and isinstance(a, Drain))]
-    return DeploymentPlan(_once(actions), step, by_policy)
+    else:
+        if fill and pinned is None:
+            actions += [
+                a for a in keep_initial(dep.name, dep.initial, rows, slots, busy=True) if isinstance(a, Start)
+            ]
+        if decision is not None and decision.changed:
+            moves = scale_actions(decision, rows, slots, sleep_mode=dep.sleep_mode, borrowed=borrowed)
+            # While a roll is under way it owns the scale-down: a drain of the autoscaler's would fight it.
+            scaled = [a for a in moves if not (step.busy and isinstance(a, Drain))]
+    once = _once(actions + scaled)
+    return DeploymentPlan(
+        once, step, by_policy, scaled=any(a in once for a in scaled if not isinstance(a, Blocked))
+    )
 
 
 def _once(actions: list[Action]) -> list[Action]:

@@ -8,9 +8,8 @@ import json
 
 from llmctl.config.playbook import Deployment, Playbook
 from llmctl.errors import LlmctlError
-from llmctl.perf.cold_start import cold_start_time, wake_time
 from llmctl.planner import Plan, PlannedReplica
-from llmctl.planner.shape import shape_profile
+from llmctl.planner.shape import startup_costs
 from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
 
 
@@ -49,7 +48,7 @@ def _desired(
     dep: Deployment, initial: list[PlannedReplica], spares: list[PlannedReplica]
 ) -> DesiredDeployment:
     shape = (initial or spares)[0].shape
-    profile = shape_profile(shape)
+    cold_s, wake_s = startup_costs(shape)
     sc = dep.scaling
     ttft_ms = dep.targets.ttft_ms.p99 or dep.targets.ttft_ms.p50
     if sc.signal == "ttft_slo" and not ttft_ms:
@@ -74,8 +73,8 @@ def _desired(
         route=dep.gateway.route,
         api_key_env=dep.gateway.api_key_env,
         scaling=scaling,
-        cold_start_s=cold_start_time(profile).total_s,
-        wake_s=wake_time(profile).total_s,
+        cold_start_s=cold_s,
+        wake_s=wake_s,
         sleep_mode=shape.sleep_mode,
         initial=len(initial),
         slots=tuple(slot_of(r) for r in [*initial, *spares]),

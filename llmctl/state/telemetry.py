@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from llmctl.control.scrape import EngineSample, Histogram
+from llmctl.reconcile.sample import EngineSample, Histogram
 from llmctl.state.store import Store
 
 

@@ -26,7 +26,7 @@ REQUESTS = 40
 ANSWER_TOKENS = 500  # long answers at concurrency 2: the job is still running when the burst comes
 
 
-def playbook(path: Path) -> Path:
+def playbook(path: Path, min_replicas: int = 0) -> Path:
     emulated = {"model": MODEL, "engine": "emulated", "emulate": "vllm"}
     deployments = [
         {
@@ -34,7 +34,7 @@ def playbook(path: Path) -> Path:
             "workload": "semi-online",
             **emulated,
             "scaling": {
-                "min_replicas": 0, "max_replicas": 2, "signal": "in_flight", "target": 4,
+                "min_replicas": min_replicas, "max_replicas": 2, "signal": "in_flight", "target": 4,
                 "idle_timeout_s": 2, "down_window_s": 1,
             },
         },
@@ -142,7 +142,7 @@ def test_backfill_gives_the_slot_back_for_a_burst_and_the_batch_loses_nothing(
 
 
 def test_a_rolling_replace_takes_the_borrowed_slot_back_for_its_surge(scaling_fleet: LocalFleet) -> None:
-    pb = playbook(scaling_fleet.tmp / "pb.yaml")
+    pb = playbook(scaling_fleet.tmp / "pb.yaml", min_replicas=1)  # burst-0 serves while it is replaced
     scaling_fleet.apply(pb)
     scaling_fleet.start_controller()
     wait_for("enrich-0 ready", lambda: phase(scaling_fleet, "enrich-0") == "ready")

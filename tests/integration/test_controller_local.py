@@ -6,6 +6,7 @@ that keeps failing -> backoff, then given up and marked failed; intents from `ll
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -115,10 +116,48 @@ def test_restart_and_scale_go_through_the_running_controller(env: LocalFleet) ->
     wait_for(
         "chat-0 ready", lambda: env.rows()["chat-0"].phase == "ready" and env.rows()["chat-0"].pid != old
     )
+    asked = time.time()
     out = env.llmctl("scale", "chat", "2")
     assert out.returncode == 0, out.stderr
     wait_for("two ready replicas", lambda: [r.phase for r in env.rows().values()] == ["ready", "ready"])
-    scale = env.event("chat", "scale")
+    scale = env.event("chat", "scale", asked)
     assert scale is not None and "pinned to 2 by llmctl scale" in scale.reason
     out = env.llmctl("scale", "chat", "7")
     assert out.returncode == 2 and "pick 0..2" in out.stderr
+
+
+def test_stop_with_a_running_controller_stays_stopped_and_apply_wants_it_again(env: LocalFleet) -> None:
+    # Old code: `llmctl stop` deleted the rows behind the controller's back, and within a tick the controller
+    # started the deployment again ("chat wants 2 replica(s); chat-0 is missing").
+    env.apply(env.playbook())
+    env.start_controller()
+    out = env.llmctl("stop", "chat", "-i", str(env.inventory))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "the running controller" in out.stdout and "every replica stopped" in out.stdout
+    stopped_at = time.time()
+    time.sleep(4 * INTERVAL_S)  # several ticks: none may start a replica
+    assert env.rows() == {} and env.event("chat-0", "started", stopped_at) is None
+    status = env.llmctl("status")
+    assert "stopped (no replica wanted until the next apply): chat" in status.stdout
+    out = env.llmctl("apply", str(env.playbook()), "-i", str(env.inventory), "--yes")
+    assert out.returncode == 0 and "stopped, wanted again" in out.stdout, out.stdout + out.stderr
+    assert [r.phase for r in env.rows().values()] == ["ready", "ready"]
+
+
+def test_apply_of_a_setting_that_changes_no_command_line_is_recorded(env: LocalFleet) -> None:
+    # Old code: the diff of command lines was empty, so apply said "nothing to change" and recorded nothing.
+    env.apply(env.playbook(scaling={"min_replicas": 1, "max_replicas": 2, "idle_timeout_s": 300}))
+    out = env.llmctl(
+        "apply",
+        str(env.playbook(scaling={"min_replicas": 1, "max_replicas": 2, "idle_timeout_s": 120})),
+        "-i",
+        str(env.inventory),
+        "--yes",
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (
+        "chat: scaling.idle_timeout_s 300.0 -> 120.0" in out.stdout
+        and "generation 2 reconciled" in out.stdout
+    )
+    spec = json.loads(env.llmctl("status", "--json").stdout)
+    assert spec and all(r["phase"] == "ready" for r in spec)

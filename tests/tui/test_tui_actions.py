@@ -50,7 +50,6 @@ async def select_replica(
     [
         ("r", "restart", 0, 1, "batch-1"),
         ("x", "stop", 2, 0, "chat-0"),
-        ("z", "sleep", 2, 1, "chat-1"),
         ("w", "wake", 1, 0, "burst-0"),
     ],
 )
@@ -75,6 +74,24 @@ async def test_replica_action_confirmed_queues_the_intent(
         await pilot.pause()
     intents = new_intents(seeded_store)
     assert [(i.kind, i.target, i.arg, i.state) for i in intents] == [(kind, target, "", "pending")]
+
+
+async def test_an_intent_the_controller_would_refuse_is_refused_at_once(
+    app: DashboardApp, seeded_store: Path
+) -> None:
+    # chat's engine runs without sleep mode: the TUI is told at once, by the rules the controller applies.
+    async with app.run_test(size=(120, 36)) as pilot:
+        await select_replica(app, pilot, 2, 1)
+        await pilot.pause()
+        await pilot.press("z")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "chat-1" in app.screen.question
+        await pilot.press("y")
+        await settle(app)
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+    assert new_intents(seeded_store) == []
+    assert any("sleep chat-1" in m and "without sleep mode" in m for m in said), said
 
 
 @pytest.mark.parametrize("cancel", ["n", "escape", "click-no"])

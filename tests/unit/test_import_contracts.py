@@ -31,3 +31,38 @@ def test_contract_catches_clock_in_pure_code(tmp_path: Path) -> None:
     out = lint_imports(copy, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
     assert out.returncode != 0
     assert "llmctl.perf.clock_leak" in out.stdout and "time" in out.stdout
+
+
+def _cycle(graph: object, package: str) -> list[str]:
+    """A cycle among the modules of `package` (direct imports), or [] when there is none."""
+    modules = {m for m in graph.find_children(package)}  # type: ignore[attr-defined]
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> list[str]:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(graph.find_modules_directly_imported_by(m) & modules):  # type: ignore[attr-defined]
+            if state.get(n) == 1:
+                return [*path[path.index(n) :], n]
+            if n not in state and (found := visit(n)):
+                return found
+        state[m] = 2
+        path.pop()
+        return []
+
+    for m in sorted(modules):
+        if m not in state and (found := visit(m)):
+            return found
+    return []
+
+
+def test_no_import_cycle_inside_control_or_the_reconcile_core() -> None:
+    import grimp
+
+    graph = grimp.build_graph("llmctl", cache_dir=None)
+    for package in ("llmctl.control", "llmctl.reconcile", "llmctl.spec"):
+        assert _cycle(graph, package) == [], package
+    # The check finds a cycle when there is one: add llmctl.control.actuate -> controller -> actuate.
+    graph.add_import(importer="llmctl.control.actuate", imported="llmctl.control.controller")
+    assert _cycle(graph, "llmctl.control")[0] in ("llmctl.control.actuate", "llmctl.control.controller")

@@ -18,7 +18,7 @@ from llmctl.engines.flagtypes import convert
 from llmctl.engines.snapshots import load_flagspec
 from llmctl.errors import LlmctlError
 from llmctl.perf.factors import EfficiencyFactors
-from llmctl.perf.speculative import DEFAULT_DRAFT_TOKENS
+from llmctl.perf.speculative import DEFAULT_DRAFT_TOKENS, draft_params
 
 # The planner always sets the GPU; a hand-started emulator stands in for the most common serving card.
 DEFAULT_GPU = "H100-SXM"
@@ -114,15 +114,13 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
     quant = v.get("quantization")
     kv = str(v.get("kv_cache_dtype") or "auto")
     draft, draft_tokens = 0.0, DEFAULT_DRAFT_TOKENS
-    # An EAGLE-3 head is about one decoder layer and the LM head; 5% of the target stands in for drafts the
-    # catalog does not know.
     if flavour == "vllm" and v.get("speculative_config"):
-        draft = model.eagle3_draft_params or 0.05 * model.num_params
+        draft = draft_params(model)
         settings = json.loads(str(v["speculative_config"]))
         if isinstance(settings, dict) and isinstance(settings.get("num_speculative_tokens"), int):
             draft_tokens = settings["num_speculative_tokens"]
     if flavour == "sglang" and v.get("speculative_algorithm"):
-        draft = model.eagle3_draft_params or 0.05 * model.num_params
+        draft = draft_params(model)
         draft_tokens = int(str(_get(spec, v, "speculative_num_steps", DEFAULT_DRAFT_TOKENS)))
         if v.get("max_running_requests") is None:
             defaults["seqs"] = 48  # SGLang caps EAGLE batches at 48 unless told otherwise

@@ -99,9 +99,8 @@ class World:
 
     def advance(self, t: float) -> None:
         for r in list(self.reps.values()):
-            if r.phase == "starting" and r.since + self.dep.cold_start_s <= t:
-                r.phase = "ready"
-            elif r.phase == "waking" and r.since + self.dep.wake_s <= t:
+            takes = {"starting": self.dep.cold_start_s, "waking": self.dep.wake_s}.get(r.phase)
+            if takes is not None and r.since + takes <= t:
                 r.phase = "ready"
             elif r.phase == "draining":
                 outcome = drain_outcome("sleep" if r.then == "sleep" else "stop", 0, 0.0, 60.0)
