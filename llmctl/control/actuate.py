@@ -14,7 +14,18 @@ from llmctl.config.inventory import Inventory
 from llmctl.control.engine_api import base_url, set_sleeping
 from llmctl.control.lifecycle import Lifecycle, ReplicaOutcome
 from llmctl.errors import LlmctlError
-from llmctl.reconcile.actions import Action, Blocked, Drain, DrainThen, Lend, Reclaim, Start, Stop, Wake
+from llmctl.reconcile.actions import (
+    Action,
+    Blocked,
+    Drain,
+    DrainThen,
+    Lend,
+    Reclaim,
+    Start,
+    Stop,
+    Wake,
+    drain_outcome,
+)
 from llmctl.reconcile.phase import Phase, check
 from llmctl.reconcile.sample import EngineSample
 from llmctl.spec.deployment import DesiredDeployment
@@ -81,12 +92,12 @@ class Actuator:
         self, row: ReplicaRow, dep: DesiredDeployment | None, sample: EngineSample | None
     ) -> None:
         """A draining replica at this tick: put away once idle (or after the drain timeout)."""
-        from llmctl.reconcile.actions import drain_outcome
-
         busy = int(sample.running + sample.waiting) if sample else 0
         since = row.drain_since if row.drain_since is not None else time.time()
-        then = row.drain_then if row.drain_then in ("sleep", "stop", "replace") else "stop"
-        outcome = drain_outcome(then, busy, time.time() - since, self.drain_timeout_s)  # type: ignore[arg-type]
+        then: DrainThen = (
+            "sleep" if row.drain_then == "sleep" else "replace" if row.drain_then == "replace" else "stop"
+        )
+        outcome = drain_outcome(then, busy, time.time() - since, self.drain_timeout_s)
         if outcome is None:
             return
         note = f"{busy} request(s) still running after {self.drain_timeout_s:g} s" if busy else "idle"

@@ -24,6 +24,9 @@ from llmctl.autoscale.victims import scale_down_victims
 from llmctl.reconcile.phase import Phase, parse
 
 DrainThen = Literal["sleep", "stop", "replace"]
+# The gateway stops routing to a draining replica within two of its store syncs (llmctl.gateway.store_sync,
+# every 0.5 s): until then the replica may still receive a request, so it is not idle yet.
+DRAIN_SETTLE_S = 1.0
 
 
 class Replica(Protocol):
@@ -156,9 +159,14 @@ def stop_all(replicas: Sequence[Replica]) -> list[Action]:
     return out
 
 
-def drain_outcome(then: DrainThen, busy: int, drained_for_s: float, timeout_s: float) -> DrainThen | None:
-    """What a draining replica becomes now: None while it still serves requests inside the timeout; after
-    the timeout it is stopped even if busy (its requests are lost) and never put to sleep busy."""
+def drain_outcome(
+    then: DrainThen, busy: int, drained_for_s: float, timeout_s: float, settle_s: float = DRAIN_SETTLE_S
+) -> DrainThen | None:
+    """What a draining replica becomes now: None while it still serves requests inside the timeout, and for
+    the first `settle_s` (the gateway may still send it one until its next store sync); after the timeout it
+    is stopped even if busy (its requests are lost) and never put to sleep busy."""
+    if drained_for_s < settle_s:
+        return None
     if busy and drained_for_s < timeout_s:
         return None
     if busy and then == "sleep":

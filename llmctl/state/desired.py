@@ -45,8 +45,17 @@ def put_desired(store: Store, d: DesiredDeployment) -> None:
     put_deployment(store, d.name, data, hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16])
 
 
-def load_desired(store: Store) -> dict[str, DesiredDeployment]:
-    return {name: from_json(name, spec) for name, (_h, spec) in deployments(store).items()}
+def load_desired(store: Store, skip_unreadable: bool = False) -> dict[str, DesiredDeployment]:
+    """Every deployment's desired state. One written by another llmctl version raises, or with
+    `skip_unreadable` (a dashboard that must keep showing the rest) is left out."""
+    out = {}
+    for name, (_h, spec) in deployments(store).items():
+        try:
+            out[name] = from_json(name, spec)
+        except LlmctlError:
+            if not skip_unreadable:
+                raise
+    return out
 
 
 def next_generation(store: Store) -> int:

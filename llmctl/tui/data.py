@@ -15,10 +15,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.control.scrape import Histogram
+from llmctl.reconcile.sample import Histogram
+from llmctl.spec.deployment import DesiredDeployment
+from llmctl.state.desired import load_desired
 from llmctl.state.host_checks import HostCheck, host_checks
 from llmctl.state.intents import Intent, recent, scale_overrides
-from llmctl.state.records import Event, ReplicaRow, deployments, events, replicas
+from llmctl.state.records import Event, ReplicaRow, events, replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, demand, sample_from_json
 from llmctl.tui.metrics import Point, Quantiles, Series, binned_series, counter_rate, merge_histograms
@@ -134,7 +136,7 @@ class SnapshotReader:
 
     def read(self, store: Store, now: float) -> Snapshot:
         rows = replicas(store)
-        specs = deployments(store)
+        specs = load_desired(store, skip_unreadable=True)
         self._read_events(store)
         return Snapshot(
             now=now,
@@ -153,7 +155,7 @@ class SnapshotReader:
     def _deployments(
         self,
         store: Store,
-        specs: Mapping[str, tuple[str, dict[str, Any]]],
+        specs: Mapping[str, DesiredDeployment],
         rows: Sequence[ReplicaRow],
         now: float,
     ) -> tuple[DeploymentView, ...]:
@@ -166,33 +168,35 @@ class SnapshotReader:
             del self._samples[gone]
         out = []
         for name in sorted(set(specs) | set(by_dep)):
-            spec = specs[name][1] if name in specs else {}
-            out.append(self._deployment(store, name, spec, by_dep.get(name, []), overrides, gateway, now))
+            out.append(
+                self._deployment(store, name, specs.get(name), by_dep.get(name, []), overrides, gateway, now)
+            )
         return tuple(out)
 
     def _deployment(
         self,
         store: Store,
         name: str,
-        spec: dict[str, Any],
+        spec: DesiredDeployment | None,
         rows: list[ReplicaRow],
         overrides: Mapping[str, int],
         gateway: Mapping[str, GatewayDemand],
         now: float,
     ) -> DeploymentView:
-        slots = {str(s.get("name")): s for s in _list(spec.get("slots"))}
+        slots = {s.name: s for s in spec.slots} if spec else {}
+        flavour = spec.flavour if spec else "?"
         views: list[ReplicaView] = []
         ttft: list[Histogram] = []
         itl: list[Histogram] = []
         for r in rows:
             points = self._points(store, r.name, now)
-            slot = slots.get(r.name, {})
+            slot = slots.get(r.name)
             last = points[-1] if points else None
             views.append(
                 ReplicaView(
                     row=r,
-                    argv=tuple(str(a) for a in _list(slot.get("argv"))),
-                    engine=str(slot.get("engine", spec.get("flavour", "?"))),
+                    argv=slot.argv if slot else (),
+                    engine=slot.engine if slot else flavour,
                     running=last.running if last else 0.0,
                     waiting=last.waiting if last else 0.0,
                     kv_usage=last.kv_usage if last else 0.0,
@@ -209,13 +213,10 @@ class SnapshotReader:
         for r in rows:
             phases[r.phase] = phases.get(r.phase, 0) + 1
         fresh = [v for v in views if v.sampled_at is not None and v.sampled_at >= now - RATE_WINDOW_S]
-        scaling = _dict(spec.get("scaling"))
-        engines = sorted({str(s.get("engine", "?")) for s in slots.values()}) or [
-            str(spec.get("flavour", "?"))
-        ]
+        engines = sorted({s.engine for s in slots.values()}) or [flavour]
         return DeploymentView(
             name=name,
-            workload=str(spec.get("workload", "?")),
+            workload=spec.workload if spec else "?",
             engine="/".join(engines),
             slots=len(slots),
             pinned=overrides.get(name),
@@ -227,13 +228,13 @@ class SnapshotReader:
             kv_usage=sum(v.kv_usage for v in fresh) / len(fresh) if fresh else 0.0,
             ttft=Quantiles.of(merge_histograms(ttft)),
             itl=Quantiles.of(merge_histograms(itl)),
-            ttft_target=_target(spec, "ttft_ms", scaling.get("ttft_target_s")),
+            ttft_target=_target(spec, "ttft_ms", spec.scaling.ttft_target_s if spec else None),
             itl_target=_target(spec, "itl_ms", None),
             series=binned_series(
                 (self._samples[r.name].points for r in rows), now, self.series_window_s / self.bins, self.bins
             ),
             replicas=tuple(views),
-            sleep_mode=bool(spec.get("sleep_mode", False)),
+            sleep_mode=spec.sleep_mode if spec else False,
         )
 
     def _points(self, store: Store, replica: str, now: float) -> deque[Point]:
@@ -338,10 +339,10 @@ def _hosts(store: Store, rows: Sequence[ReplicaRow], now: float) -> tuple[HostVi
     return tuple(out)
 
 
-def _target(spec: dict[str, Any], key: str, fallback_p99_s: object) -> Quantiles:
-    """Latency targets in seconds. The store's deployment spec carries `scaling.ttft_target_s` today; a
-    `targets: {ttft_ms: {p50, p99}, itl_ms: {...}}` mapping is read too when a later llmctl records it."""
-    ms = _dict(_dict(spec.get("targets")).get(key))
+def _target(spec: DesiredDeployment | None, key: str, fallback_p99_s: float | None) -> Quantiles:
+    """Latency targets in seconds: the playbook's `targets` ({ttft_ms: {p50, p99}, itl_ms: ...}), else the
+    scaling signal's TTFT target as the p99."""
+    ms = _dict(spec.targets.get(key) if spec else None)
     p50, p99 = ms.get("p50"), ms.get("p99")
     if p99 is None and isinstance(fallback_p99_s, int | float):
         return Quantiles(float(p50) / 1000 if isinstance(p50, int | float) else None, float(fallback_p99_s))

@@ -103,7 +103,7 @@ class World:
             if takes is not None and r.since + takes <= t:
                 r.phase = "ready"
             elif r.phase == "draining":
-                outcome = drain_outcome("sleep" if r.then == "sleep" else "stop", 0, 0.0, 60.0)
+                outcome = drain_outcome("sleep" if r.then == "sleep" else "stop", 0, t - r.since, 60.0)
                 if outcome == "sleep":
                     r.phase = "sleeping"
                 else:
