@@ -13,8 +13,8 @@ that scrapes them, asks the autoscaler and carries its decisions out, like the l
   controller scrapes, or a sampler looks, so a request costs a few Python calls, not an event per token.
 
 `simulate(spec, arrivals, duration_s)` is the entry point (`sim.from_plan` builds its `ClusterSpec` from a
-playbook and an inventory through the planner); `drive_policy` runs one policy over a scripted observation
-sequence in SimPy (the simulator's half of the one-policy-two-drivers check).
+playbook and an inventory through the planner); `sim.scripted` replays recorded load or observations
+through the same controller code (the simulator's half of the same-moves checks).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class _Replica:
     slot: int
     phase: Phase
     model: ReplicaModel | None = None
-    then: str = ""  # draining: "sleep" or "stop"
+    drain_then: str = ""  # draining: "sleep" or "stop"
     drain_since: float = 0.0
     ttft: Histogram = field(default_factory=Histogram)  # cumulative, as the engine's counter
 
@@ -296,7 +296,7 @@ class _Cluster:
                 self.env.process(self._become_ready(dep, r, spec.cold_start_s))
             elif isinstance(a, Drain) and a.replica in by_name:
                 r = by_name[a.replica]
-                r.phase, r.then, r.drain_since = "draining", a.then, now
+                r.phase, r.drain_then, r.drain_since = "draining", a.then, now
         dep.replicas.sort(key=lambda r: r.slot)
         self._changed(dep)
 
@@ -314,7 +314,7 @@ class _Cluster:
             if r.phase != "draining" or r.model is None:
                 continue
             outcome = drain_outcome(
-                "sleep" if r.then == "sleep" else "stop",
+                "sleep" if r.drain_then == "sleep" else "stop",
                 r.model.in_flight,
                 now - r.drain_since,
                 self.spec.drain_timeout_s,
@@ -412,30 +412,10 @@ def simulate(
     )
 
 
-def drive_policy(
-    policy: Autoscaler, observations: Sequence[tuple[float, Observation]]
-) -> list[tuple[float, Decision]]:
-    """Feed `policy` each (t, observation) at simulated time t from a SimPy process, as the cluster's
-    controller does; every decision, changed or not, in order."""
-    env = simpy.Environment()
-    out: list[tuple[float, Decision]] = []
-
-    def run() -> Generator[simpy.Event, Any, None]:
-        for t, obs in observations:
-            if t > env.now:
-                yield env.timeout(t - env.now)
-            out.append((env.now, policy.decide(obs, env.now)))
-
-    env.process(run())
-    env.run()
-    return out
-
-
 __all__ = [
     "ClusterSpec",
     "DeploymentSim",
     "Sample",
     "SimResult",
-    "drive_policy",
     "simulate",
 ]

@@ -12,7 +12,9 @@ from typing import Any
 
 import simpy
 
-from llmctl.reconcile.actions import Action
+from llmctl.autoscale import Autoscaler
+from llmctl.autoscale.types import Observation
+from llmctl.reconcile.actions import Action, scale_actions
 from sim.cluster import ClusterSpec, DeploymentSim, _Cluster
 from sim.outcome import RequestRecord
 from sim.workload import Arrival
@@ -52,6 +54,30 @@ class ScriptedReplica:
     def abort_all(self) -> int:
         n, self.load = self.load, 0
         return n
+
+
+def replay_observations(
+    policy: Autoscaler,
+    observations: Sequence[tuple[float, Observation]],
+    slots: Sequence[str],
+    sleep_mode: bool,
+) -> list[tuple[float, Action]]:
+    """The simulated controller's moves on a recorded sequence of observations (a live controller's): a SimPy
+    process gives each to `policy` at its time and plans the moves as a simulated tick does."""
+    env = simpy.Environment()
+    out: list[tuple[float, Action]] = []
+
+    def run() -> Generator[simpy.Event, Any, None]:
+        for t, obs in observations:
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            d = policy.decide(obs, env.now)
+            if d.changed:
+                out.extend((env.now, a) for a in scale_actions(d, obs.replicas, slots, sleep_mode=sleep_mode))
+
+    env.process(run())
+    env.run()
+    return out
 
 
 def replay(

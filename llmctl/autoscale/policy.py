@@ -107,7 +107,9 @@ class Autoscaler:
                 obs.deployment, current, target, f"{why}: {', '.join(how)}", wake=wake, start=start
             )
         remove = current - target
-        room = max(0, self.costs.warm_pool - obs.count("sleeping"))
+        # A replica already draining to sleep fills the warm pool as surely as a sleeping one.
+        going = sum(1 for r in obs.replicas if r.phase == "draining" and r.draining_to == "sleep")
+        room = max(0, self.costs.warm_pool - obs.count("sleeping") - going)
         sleep = min(remove, room)
         stop = remove - sleep
         how = [f"sleep {sleep} (warm pool)"] if sleep else []

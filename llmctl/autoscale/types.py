@@ -15,6 +15,7 @@ class ReplicaView:
     phase: Phase
     in_flight: int = 0  # requests the replica is serving (engine running + waiting)
     kv_usage: float = 0.0  # fraction of KV cache in use, 0..1
+    draining_to: str = ""  # a draining replica: what it becomes once idle (sleep | stop | replace)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from aiohttp import web
 from llmctl.cli.common import ACCEPT_NEW, INVENTORY, KNOWN_HOSTS, STATE, fleet_for, open_store
 from llmctl.cli.output import console
 from llmctl.config.inventory import Inventory, load_inventory
-from llmctl.control.controller import Controller, ControllerConfig
+from llmctl.control.controller import Controller, ControllerConfig, Trace
 from llmctl.errors import LlmctlError
 from llmctl.gateway.registry import Registry
 from llmctl.gateway.server import Gateway, check_bind
@@ -80,11 +80,12 @@ async def run_controller(
     accept_new: bool = False,
     known_hosts: Path | None = None,
     stop: asyncio.Event | None = None,
+    trace: Trace | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
     await _until_signalled(stop)
     async with fleet_for(list(inv.hosts), accept_new, known_hosts) as fleet:
-        controller = Controller(inv, fleet, store, config, log=_log)
+        controller = Controller(inv, fleet, store, config, log=_log, trace=trace)
         close_gateway = None
         if gateway:
             close_gateway = await _serve_gateway(

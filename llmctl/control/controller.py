@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import httpx
 
 from llmctl.autoscale import Autoscaler
-from llmctl.autoscale.types import Decision
+from llmctl.autoscale.types import Decision, Observation
 from llmctl.config.inventory import Host, Inventory
 from llmctl.control.actuate import Actuator
 from llmctl.control.engine_api import base_url, probe
@@ -35,6 +35,7 @@ from llmctl.control.scrape import EngineSample
 from llmctl.errors import LlmctlError
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
+from llmctl.reconcile.actions import Action
 from llmctl.reconcile.intents import check_intent, scale_count
 from llmctl.reconcile.observe import observe
 from llmctl.reconcile.phase import Phase, parse
@@ -60,6 +61,8 @@ from llmctl.state.store import Store
 from llmctl.state.telemetry import demand, put_sample, trim_samples
 
 Log = Callable[[str, str, str], None]
+# (deployment, policy time, the Observation the policy was given, the actions planned that tick)
+Trace = Callable[[str, float, Observation, tuple[Action, ...]], None]
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,9 @@ class Controller:
         store: Store,
         config: ControllerConfig | None = None,
         log: Log | None = None,
+        trace: Trace | None = None,
     ) -> None:
+        self.trace = trace
         self.inventory = inventory
         self.fleet = fleet
         self.store = store
@@ -340,9 +345,9 @@ class Controller:
         every = replicas(self.store)
         rows = [r for r in every if r.deployment == dep.name]  # orphans too: their slots stay taken
         pinned = scale_overrides(self.store).get(dep.name)
-        decision = None
+        decision = seen = None
         if not dep.stopped and not dep.backfill_for and (pinned is not None or dep.scaling.autoscaled):
-            decision = self._decide(dep, rows, pinned)
+            seen, decision = self._decide(dep, rows, pinned)
         plan = plan_deployment(
             dep,
             rows,
@@ -355,6 +360,8 @@ class Controller:
         )
         if plan.scaled and decision is not None:
             self.event(dep.name, "scale", decision.reason)
+        if self.trace is not None and seen is not None:
+            self.trace(dep.name, seen[0], seen[1], tuple(plan.actions))
         if plan.roll.surge != surge(self.store, dep.name):
             set_surge(self.store, dep.name, plan.roll.surge)
         if plan.roll.halted and self.memory.halted.get(dep.name) != plan.roll.halted:
@@ -376,7 +383,10 @@ class Controller:
                 put_replica(self.store, row.with_(phase=Phase.BACKOFF, failures=0, retry_at=0.0))
                 self.event(row.name, "retry", f"generation {dep.generation} applied; starting it again")
 
-    def _decide(self, dep: DesiredDeployment, rows: list[ReplicaRow], pinned: int | None) -> Decision | None:
+    def _decide(
+        self, dep: DesiredDeployment, rows: list[ReplicaRow], pinned: int | None
+    ) -> tuple[tuple[float, Observation], Decision | None]:
+        """((policy time, what the policy saw), its decision when it changes something)."""
         mono = time.monotonic()
         wall = time.time()
         seen = demand(self.store).get(dep.name)
@@ -395,7 +405,7 @@ class Controller:
             set_last_active(self.store, dep.name, wall)
             obs = replace(obs, seconds_since_last_request=0.0)
         decision = self._policy(dep, pinned).decide(obs, mono)
-        return decision if decision.changed else None
+        return (mono, obs), (decision if decision.changed else None)
 
     def _arrival_rate(
         self, deployment: str, gateway_total: int | None, rows: list[ReplicaRow], mono: float, wall: float

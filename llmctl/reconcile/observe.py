@@ -44,9 +44,9 @@ def observe(
         phase = parse(row.phase)
         sample = samples.get(row.name)
         in_flight = int(sample.running + sample.waiting) if sample else 0
-        views.append(
-            ReplicaView(row.name, scaler_phase(phase), in_flight, sample.kv_usage if sample else 0.0)
-        )
+        kv = sample.kv_usage if sample else 0.0
+        then = str(getattr(row, "drain_then", "")) if phase == Phase.DRAINING else ""
+        views.append(ReplicaView(row.name, scaler_phase(phase), in_flight, kv, then))
         if sample and phase in SERVING:
             running += int(sample.running)
             waiting += int(sample.waiting)

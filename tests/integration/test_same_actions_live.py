@@ -7,6 +7,7 @@ replay the recorded observations and must produce the same actions at the same t
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from dataclasses import dataclass
 
@@ -17,6 +18,7 @@ from llmctl.autoscale.types import Observation
 from llmctl.cli.controller import run_controller
 from llmctl.config.inventory import load_inventory
 from llmctl.control.controller import ControllerConfig
+from llmctl.engines.emulated import TIME_SCALE_ENV
 from llmctl.reconcile.actions import Action, Drain, Start, Wake, scale_actions
 from llmctl.state.desired import load_desired
 from llmctl.state.store import Store
@@ -48,7 +50,11 @@ async def burst(port: int, seconds: float, workers: int) -> list[int]:
     return statuses
 
 
-def test_live_moves_are_the_cores_for_what_it_saw(scaling_fleet: LocalFleet) -> None:
+def test_live_moves_are_the_cores_for_what_it_saw(
+    scaling_fleet: LocalFleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The controller runs in this process: the engines it starts take its time scale from here.
+    monkeypatch.setenv(TIME_SCALE_ENV, scaling_fleet.vars[TIME_SCALE_ENV])
     scaling_fleet.apply(
         scaling_fleet.playbook(
             name="burst",
@@ -75,8 +81,11 @@ def test_live_moves_are_the_cores_for_what_it_saw(scaling_fleet: LocalFleet) -> 
     async def scenario() -> list[int]:
         stop = asyncio.Event()
         config = ControllerConfig(interval_s=0.5, host_check_s=3600)
-        task = asyncio.create_task(run_controller(inv, store, config, ("127.0.0.1", port), stop=stop, trace=trace))
+        task = asyncio.create_task(
+            run_controller(inv, store, config, ("127.0.0.1", port), stop=stop, trace=trace)
+        )
         try:
+
             async def until(what: str, check: object, timeout: float = 30.0) -> None:
                 deadline = time.monotonic() + timeout
                 while not check():  # type: ignore[operator]
@@ -84,9 +93,16 @@ def test_live_moves_are_the_cores_for_what_it_saw(scaling_fleet: LocalFleet) -> 
                     assert not task.done(), task
                     await asyncio.sleep(0.1)
 
-            await until("burst-0 asleep", lambda: any(isinstance(a, Drain) and a.then == "sleep" for k in ticks for a in k.actions) and _phase(store, "burst-0") == "sleeping")
+            await until("the gateway", lambda: _listening(port))
+            await until(
+                "burst-0 asleep", lambda: _phase(store, "burst-0") == "sleeping"
+            )  # the apply idled it
             statuses = await burst(port, 5.0, 24)
-            await until("back to zero", lambda: {_phase(store, n) for n in ("burst-0", "burst-1", "burst-2")} <= {"sleeping", None}, 40.0)
+            await until(
+                "back to zero",
+                lambda: {_phase(store, n) for n in ("burst-0", "burst-1", "burst-2")} <= {"sleeping", None},
+                40.0,
+            )
             return statuses
         finally:
             stop.set()
@@ -109,6 +125,11 @@ def test_live_moves_are_the_cores_for_what_it_saw(scaling_fleet: LocalFleet) -> 
     assert moves == plain == simulated
     assert any(isinstance(a, Start) for _, a in moves) and any(isinstance(a, Wake) for _, a in moves)
     store.close()
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _phase(store: Store, name: str) -> str | None:

@@ -156,3 +156,30 @@ def test_decisions_respect_bounds_and_steps_and_are_deterministic(
             assert d.wake + d.start == max(0, d.target - d.current)
             assert d.sleep + d.stop == max(0, d.current - d.target)
             assert d.wake <= o.count("sleeping")
+
+
+def test_a_replica_draining_to_sleep_fills_the_warm_pool() -> None:
+    # Found by the live same-moves check: with one replica already draining to sleep, the next scale-down
+    # put a second one to sleep, a warm pool of two where the playbook asked for one.
+    from llmctl.autoscale import Autoscaler, Bounds, InFlightTarget, StartupCosts
+    from llmctl.autoscale.types import Observation, ReplicaView
+
+    policy = Autoscaler(
+        InFlightTarget(4),
+        Bounds(0, 3, down_window_s=0.0, idle_timeout_s=None),
+        StartupCosts(30.0, 1.0, warm_pool=1),
+    )
+    obs = Observation(
+        "burst",
+        (
+            ReplicaView("b-0", "draining", draining_to="sleep"),
+            ReplicaView("b-1", "ready"),
+            ReplicaView("b-2", "ready"),
+        ),
+        in_flight=4,
+    )
+    d = policy.decide(obs, 0.0)
+    assert (d.current, d.target, d.sleep, d.stop) == (2, 1, 0, 1)
+    alone = Observation("burst", (ReplicaView("b-1", "ready"), ReplicaView("b-2", "ready")), in_flight=4)
+    d = Autoscaler(policy.signal, policy.bounds, policy.costs).decide(alone, 0.0)
+    assert (d.sleep, d.stop) == (1, 0)

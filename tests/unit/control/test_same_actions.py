@@ -89,7 +89,7 @@ class Rep:
     name: str
     phase: str
     since: float = 0.0  # when its start or wake began
-    then: str = ""
+    drain_then: str = ""
 
 
 @dataclass
@@ -103,7 +103,7 @@ class World:
             if takes is not None and r.since + takes <= t:
                 r.phase = "ready"
             elif r.phase == "draining":
-                outcome = drain_outcome("sleep" if r.then == "sleep" else "stop", 0, t - r.since, 60.0)
+                outcome = drain_outcome("sleep" if r.drain_then == "sleep" else "stop", 0, t - r.since, 60.0)
                 if outcome == "sleep":
                     r.phase = "sleeping"
                 else:
@@ -185,7 +185,9 @@ async def live(tmp: Path, clock: Clock, dep: DesiredDeployment, load: Load) -> l
         for r in world.reps.values():
             put_replica(
                 store,
-                ReplicaRow(r.name, dep.name, "box", "127.0.0.1", "0", 8000, 1, r.phase, "h", r.since, 0, ""),
+                ReplicaRow(
+                    r.name, dep.name, "box", "127.0.0.1", "0", 8000, 1, r.phase, "h", r.since, 0, ""
+                ).with_(drain_then=r.drain_then),
             )
 
     async def carry_out(d: DesiredDeployment, actions: list[Action], _desired: object) -> None:
