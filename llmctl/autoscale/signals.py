@@ -92,7 +92,7 @@ class Schedule:
     name: str = "schedule"
 
     def wish(self, obs: Observation, now: float) -> Wish:
-        t = now % self.period_s
+        t = (obs.clock_s if obs.clock_s is not None else now) % self.period_s
         want = self.steps[-1][1]  # before the first step, the last one of the previous period holds
         for start, replicas in self.steps:
             if start <= t:

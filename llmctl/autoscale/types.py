@@ -30,6 +30,9 @@ class Observation:
     arrival_rate: float = 0.0  # requests/s over the last scrape window
     ttft_p95_s: float | None = None
     seconds_since_last_request: float | None = None  # None: never saw one
+    # The clock a schedule reads (unix seconds live, simulated seconds in the simulator): policies get
+    # monotonic time for their windows, which knows no time of day.
+    clock_s: float | None = None
 
     def count(self, *phases: str) -> int:
         return sum(1 for r in self.replicas if r.phase in phases)

@@ -60,6 +60,7 @@ def observe(
         arrival_rate=arrival_rate,
         ttft_p95_s=ttft.quantile(0.95),
         seconds_since_last_request=None if last_request_at is None else max(0.0, now - last_request_at),
+        clock_s=now,
     )
 
 

@@ -161,3 +161,33 @@ def test_intents_are_checked_by_one_rule_set_before_they_are_queued(tmp_path: Pa
     assert pending(store) == []
     submit(store, "scale", "chat", "2")
     assert [i.kind for i in pending(store)] == ["scale"]
+
+
+async def test_policies_get_monotonic_time_and_a_schedule_still_reads_the_time_of_day(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The wall clock says 09:00 UTC; the monotonic clock says 5 s since boot. The schedule must scale to its
+    # 08:00 step (3), and the policy's windows run on the monotonic clock.
+    from dataclasses import replace
+
+    from llmctl.control import controller as module
+
+    class Clock:
+        def time(self) -> float:
+            return 20_000 * 86_400.0 + 9 * 3600.0
+
+        def monotonic(self) -> float:
+            return 5.0
+
+    monkeypatch.setattr(module, "time", Clock())
+    scheduled = replace(
+        dep(min_r=1, slots=3),
+        scaling=ScalingSpec(1, 3, "schedule", 1, 300, schedule=((8 * 3600.0, 3), (20 * 3600.0, 1))),
+    )
+    store = Store(tmp_path / "s.db")
+    put_desired(store, scheduled)
+    c = controller(tmp_path, store)
+    (at, obs), decision = c._decide(scheduled, [], None)
+    assert at == 5.0 and obs.clock_s == Clock().time()
+    assert decision is not None and decision.target == 3 and "schedule at 9.00 h says 3" in decision.reason
+    await c.close()
