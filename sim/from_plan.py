@@ -22,24 +22,26 @@ def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: An
     from llmctl.planning import plan_and_desired
 
     inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory)
-    plan, desired = plan_and_desired(playbook, inv)
+    _plan, desired = plan_and_desired(playbook, inv)
     hosts = {h.name: h for h in inv.hosts}
     lenders: dict[str, BackfillSpec] = {}  # owner -> the deployment back-filling its spare slots
     for dd in desired:
-        borrowed = [r for r in plan.backfill if r.deployment == dd.name]
+        borrowed = [slot.shape for slot in dd.slots if slot.shape is not None]
         if dd.backfill_for and borrowed:
-            tokens_per_s = borrowed[0].shape.est_tokens_per_s
-            gpus = len(borrowed[0].gpu_indices)
-            lenders[dd.backfill_for] = BackfillSpec(dd.name, dd.cold_start_s, tokens_per_s, gpus)
+            gpus = len(dd.slots[0].gpus)
+            lenders[dd.backfill_for] = BackfillSpec(
+                dd.name, dd.cold_start_s, borrowed[0].est_tokens_per_s, gpus
+            )
     out = []
     for dd in desired:
         if dd.backfill_for:
             continue  # no traffic of its own: it shows as what its lender's idle slots recover
-        replica = next(r for r in plan.replicas if r.deployment == dd.name)
-        shape = replica.shape
-        profile = shape_profile(
-            shape
-        )  # from the Model the plan carries: a local model path is not in the catalog
+        slot = dd.slots[0]  # the desired state, typed: every slot of a deployment has one shape
+        shape = slot.shape
+        if shape is None:
+            raise ValueError(f"deployment {dd.name!r}: its slots carry no shape")
+        # From the Model the slot carries: a local model path is not in the catalog.
+        profile = shape_profile(shape)
         draft = shape_draft_params(shape)
         engine = EngineShape(
             step_timer(profile, SpecConfig(draft_params=draft) if draft else None),
@@ -48,12 +50,12 @@ def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: An
             shape.max_batched_tokens,
             shape.max_context,
         )
-        price = hosts[replica.host].gpu_price if replica.host in hosts else None
+        price = hosts[slot.host].gpu_price if slot.host in hosts else None
         out.append(
             DeploymentSim(
                 name=dd.name,
                 engine=engine,
-                gpus_per_replica=len(replica.gpu_indices) or shape.tp,
+                gpus_per_replica=len(slot.gpus) or shape.tp,
                 initial_replicas=dd.initial,
                 max_replicas=len(dd.slots),
                 autoscaler=dd.autoscaler if dd.scaling.autoscaled else None,

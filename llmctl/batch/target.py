@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from llmctl.batch.sizing import ReplicaShape
+from llmctl.batch.sizing import ReplicaShape, replica_shape
 from llmctl.config.inventory import Host, Inventory
 from llmctl.control.engine_api import base_url
 from llmctl.engines.emulated import GPU_ENV
@@ -48,8 +48,11 @@ def engine_args(slot: Slot) -> list[str]:
 
 
 def shape_of(slot: Slot, flavour: str, host: Host | None) -> ReplicaShape | None:
-    """The replica's shape read from its own command line by the parser the emulated engine uses (the real
-    engines' flags), on the GPU its host declares; None when the line cannot be read."""
+    """The replica's shape as the planner recorded it in its slot; for a store written before slots carried
+    it, read from its own command line by the parser the emulated engine uses (the real engines' flags), on
+    the GPU its host declares; None when the line cannot be read."""
+    if slot.shape is not None:
+        return replica_shape(slot.shape)
     env = dict(slot.env)
     if host is not None and host.gpus is not None:
         env[GPU_ENV] = host.gpus.type

@@ -23,6 +23,7 @@ from llmctl.autoscale import (
     StartupCosts,
     TtftSlo,
 )
+from llmctl.planner.types import Shape
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Slot:
     spec_hash: str
     engine: str  # vllm | sglang | emulated
     shares_with: str = ""  # back-fill: the other deployment's slot whose GPUs these are
+    # How the planner shaped it (model, GPU, TP, quantization, KV, scheduler limits): what the simulator and
+    # batch sizing model the replica by. None in stores written before slots carried it.
+    shape: Shape | None = None
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ def slot_of(r: PlannedReplica) -> Slot:
         spec_hash(r),
         r.shape.engine,
         r.shares_with,
+        r.shape,
     )
 
 

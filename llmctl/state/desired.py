@@ -8,7 +8,9 @@ import json
 from dataclasses import asdict, replace
 from typing import Any
 
+from llmctl.catalog.models import Model
 from llmctl.errors import LlmctlError
+from llmctl.planner.types import Decision, Shape
 from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
 from llmctl.state.records import deployments, put_deployment
 from llmctl.state.store import Store
@@ -18,11 +20,22 @@ def to_json(d: DesiredDeployment) -> dict[str, Any]:
     return asdict(d)
 
 
+def _shape(data: dict[str, Any] | None) -> Shape | None:
+    if data is None:
+        return None
+    m = data["model_spec"]
+    model = Model(**{**m, "eagle3_drafts": tuple(m["eagle3_drafts"]), "aliases": tuple(m["aliases"])})
+    decisions = tuple(Decision(**d) for d in data["decisions"])
+    return Shape(**{**data, "model_spec": model, "decisions": decisions})
+
+
+def _slot(s: dict[str, Any]) -> Slot:
+    return Slot(**{**s, "gpus": tuple(s["gpus"]), "argv": tuple(s["argv"]), "shape": _shape(s.get("shape"))})
+
+
 def from_json(name: str, data: dict[str, Any]) -> DesiredDeployment:
     try:
-        slots = tuple(
-            Slot(**{**s, "gpus": tuple(s["gpus"]), "argv": tuple(s["argv"])}) for s in data["slots"]
-        )
+        slots = tuple(_slot(s) for s in data["slots"])
         scaling = data["scaling"]
         schedule = tuple((float(t), int(n)) for t, n in scaling.get("schedule", ()))
         return DesiredDeployment(

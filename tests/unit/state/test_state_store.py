@@ -92,3 +92,27 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     )
     with writer_lock(store):
         pass
+
+
+def test_the_desired_state_round_trips_typed_with_each_slots_shape(tmp_path: Path) -> None:
+    import yaml
+
+    from llmctl.config.inventory import load_inventory
+    from llmctl.planning import plan_and_desired
+    from llmctl.state.desired import load_desired, put_desired
+
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(
+        yaml.safe_dump({"hosts": {"box": {"connection": "local", "gpus": {"type": "H100-SXM", "count": 8}}}})
+    )
+    pb = tmp_path / "pb.yaml"
+    dep = {"name": "chat", "model": "meta-llama/Llama-3.1-8B-Instruct", "workload": "online", "engine": "emulated",
+           "scaling": {"min_replicas": 1, "max_replicas": 3}}  # fmt: skip
+    pb.write_text(yaml.safe_dump({"deployments": [dep]}))
+    _plan, [desired] = plan_and_desired(pb, load_inventory(inv))
+    store = Store(tmp_path / "s.db")
+    put_desired(store, desired)
+    back = load_desired(store)["chat"]
+    assert back == desired
+    shape = back.slots[0].shape
+    assert shape is not None and shape.speculative_draft and shape.model_spec.num_layers == 32
