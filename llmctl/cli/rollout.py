@@ -203,6 +203,12 @@ def settle_stop(
         if broke:
             return Done(False, "\n".join(f"{e.subject}: {e.reason}" for e in broke))
         left = [r for r in replicas(store) if r.deployment in rec.names]
+        orphans = [r for r in left if r.phase == Phase.ORPHANED]
+        if orphans:  # nothing can reach them: say so now rather than wait out the timeout
+            return Done(
+                False,
+                "\n".join(f"{r.name}: not stopped, {r.reason}; it may still run there" for r in orphans),
+            )
         return None if left else Done(True, f"{', '.join(sorted(rec.names))}: every replica stopped")
 
     return carry_out(inv, store, gone, timeout, about, accept_new, known_hosts)
