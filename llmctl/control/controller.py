@@ -42,7 +42,7 @@ from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.plan import converged, plan_deployment
 from llmctl.reconcile.restart import RestartPolicy
 from llmctl.spec.deployment import DesiredDeployment
-from llmctl.state.desired import load_desired
+from llmctl.state.desired import read_desired
 from llmctl.state.intents import Intent, finish, pending, scale_overrides, set_scale_override
 from llmctl.state.records import (
     ReplicaRow,
@@ -93,7 +93,7 @@ class _Memory:
     requests_seen: dict[str, tuple[float, float]] = field(default_factory=dict)  # deployment -> (mono, total)
     scalers: dict[str, tuple[str, Autoscaler]] = field(default_factory=dict)  # deployment -> (spec, policy)
     halted: dict[str, str] = field(default_factory=dict)  # deployment -> why its roll stopped, said once
-    orphaned: set[str] = field(default_factory=set)
+    quarantined: set[str] = field(default_factory=set)  # deployments whose desired state cannot be read
 
 
 class Controller:
@@ -150,6 +150,15 @@ class Controller:
         except (LlmctlError, FleetError, OSError, ValueError) as exc:
             self.event("controller", "tick-failed", f"{type(exc).__name__}: {exc}")
 
+    def _quarantine(self, unreadable: dict[str, str]) -> None:
+        """Say once of each deployment whose desired state cannot be read; say when it can be again."""
+        for name, why in unreadable.items():
+            if name not in self.memory.quarantined:
+                self.event(name, "quarantined", f"{why}; its replicas are left as they are")
+        for name in self.memory.quarantined - set(unreadable):
+            self.event(name, "readable", "its desired state can be read again; managing it")
+        self.memory.quarantined = set(unreadable)
+
     def _host(self, row: ReplicaRow) -> Host | None:
         """The row's host, or None when it left the inventory: the replica is then orphaned, said once."""
         try:
@@ -188,9 +197,12 @@ class Controller:
                 self.event(row.name, "adopted", f"{out.stdout.strip()} on {row.host}, phase {row.phase}")
 
     async def tick(self) -> None:
-        desired = load_desired(self.store)
+        state = read_desired(self.store)
+        self._quarantine(state.unreadable)
+        desired = state.deployments
         self.memory.previous = dict(self.memory.samples)
-        rows = replicas(self.store)
+        # A quarantined deployment's replicas are left as they are: unreadable is not "removed".
+        rows = [r for r in replicas(self.store) if r.deployment not in state.unreadable]
         await asyncio.gather(*(self._check(row, desired.get(row.deployment)) for row in rows))
         await self._intents(desired)
         for dep in desired.values():

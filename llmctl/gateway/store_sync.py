@@ -17,7 +17,7 @@ from llmctl.config.inventory import Inventory
 from llmctl.control.engine_api import base_url
 from llmctl.errors import LlmctlError
 from llmctl.gateway.registry import Registry
-from llmctl.state.desired import load_desired
+from llmctl.state.desired import read_desired
 from llmctl.state.records import replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, put_demand
@@ -30,7 +30,8 @@ class StoreSync:
         self.inventory = inventory
 
     def refresh(self) -> None:
-        desired = load_desired(self.store)
+        state = read_desired(self.store)
+        desired = state.deployments  # one that cannot be read keeps the routes it had
         for name, dep in desired.items():
             if name not in self.registry.deployments:
                 key = None
@@ -42,7 +43,7 @@ class StoreSync:
                             "starting the gateway"
                         )
                 self.registry.add_deployment(name, dep.route, api_key=key)
-        for name in set(self.registry.deployments) - set(desired):
+        for name in set(self.registry.deployments) - set(desired) - set(state.unreadable):
             self.registry.set_endpoints(name, [])
             del self.registry.deployments[name]
         ready: dict[str, list[tuple[str, str]]] = {name: [] for name in desired}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from llmctl.catalog.models import Model
@@ -58,17 +58,42 @@ def put_desired(store: Store, d: DesiredDeployment) -> None:
     put_deployment(store, d.name, data, hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16])
 
 
-def load_desired(store: Store, skip_unreadable: bool = False) -> dict[str, DesiredDeployment]:
-    """Every deployment's desired state. One written by another llmctl version raises, or with
-    `skip_unreadable` (a dashboard that must keep showing the rest) is left out."""
-    out = {}
-    for name, (_h, spec) in deployments(store).items():
+@dataclass(frozen=True)
+class DesiredState:
+    deployments: dict[str, DesiredDeployment]
+    unreadable: dict[str, str]  # name -> why it cannot be decoded (corrupt, or another llmctl version's)
+
+
+def read_desired(store: Store) -> DesiredState:
+    """Every deployment's desired state; one that cannot be decoded is set aside with the reason, so that a
+    long-running process quarantines it and goes on managing the rest."""
+    good: dict[str, DesiredDeployment] = {}
+    bad: dict[str, str] = {}
+    for name, text in deployments(store).items():
         try:
-            out[name] = from_json(name, spec)
-        except LlmctlError:
-            if not skip_unreadable:
-                raise
-    return out
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise LlmctlError(
+                    f"deployment {name!r} in the state store is not a JSON object; re-apply its playbook"
+                )
+            good[name] = from_json(name, data)
+        except json.JSONDecodeError as exc:
+            bad[name] = (
+                f"deployment {name!r} in the state store is not valid JSON ({exc.msg} at {exc.pos}); "
+                "re-apply its playbook"
+            )
+        except LlmctlError as exc:
+            bad[name] = str(exc)
+    return DesiredState(good, bad)
+
+
+def load_desired(store: Store, skip_unreadable: bool = False) -> dict[str, DesiredDeployment]:
+    """Every deployment's desired state. One that cannot be decoded raises (re-apply its playbook), or with
+    `skip_unreadable` (a dashboard that must keep showing the rest) is left out."""
+    state = read_desired(store)
+    if state.unreadable and not skip_unreadable:
+        raise LlmctlError(next(iter(state.unreadable.values())))
+    return state.deployments
 
 
 def next_generation(store: Store) -> int:

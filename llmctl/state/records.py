@@ -55,9 +55,10 @@ def put_deployment(store: Store, name: str, spec: dict[str, object], spec_hash: 
     )
 
 
-def deployments(store: Store) -> dict[str, tuple[str, dict[str, object]]]:
-    rows = store.db.execute("SELECT name, spec_hash, spec FROM deployments ORDER BY name").fetchall()
-    return {n: (h, json.loads(s)) for n, h, s in rows}
+def deployments(store: Store) -> dict[str, str]:
+    """Each deployment's spec as the JSON text stored (llmctl.state.desired decodes it)."""
+    rows = store.db.execute("SELECT name, spec FROM deployments ORDER BY name").fetchall()
+    return {str(n): str(s) for n, s in rows}
 
 
 def delete_deployment(store: Store, name: str) -> None:

@@ -191,3 +191,32 @@ async def test_policies_get_monotonic_time_and_a_schedule_still_reads_the_time_o
     assert at == 5.0 and obs.clock_s == Clock().time()
     assert decision is not None and decision.target == 3 and "schedule at 9.00 h says 3" in decision.reason
     await c.close()
+
+
+async def test_a_corrupt_deployment_row_is_quarantined_and_the_rest_managed(tmp_path: Path) -> None:
+    # Old code: json.loads in load_desired raised JSONDecodeError and ended the controller (and the gateway).
+    from dataclasses import replace
+
+    from llmctl.gateway.registry import Registry
+    from llmctl.gateway.store_sync import StoreSync
+
+    store = Store(tmp_path / "s.db")
+    put_desired(store, dep(min_r=1, slots=1))
+    put_desired(store, replace(dep(min_r=1, slots=1), name="other", slots=()))
+    put_replica(store, row("chat-0", "ready", host="gpu-7"))
+    sync = StoreSync(store, Registry())
+    sync.refresh()
+    assert set(sync.registry.deployments) == {"chat", "other"}
+    store.db.execute("UPDATE deployments SET spec = '{not json' WHERE name = 'chat'")
+    c = controller(tmp_path, store)
+    await c.tick()
+    await c.tick()
+    said = [e for e in events(store) if e.kind == "quarantined"]
+    assert len(said) == 1 and said[0].subject == "chat" and "not valid JSON" in said[0].reason
+    assert replicas(store)[0].phase == "ready"  # left alone: not orphaned, not stopped
+    sync.refresh()  # the gateway keeps chat's routes and goes on with the rest
+    assert set(sync.registry.deployments) == {"chat", "other"}
+    put_desired(store, dep(min_r=1, slots=1))
+    await c.tick()
+    assert [e.kind for e in events(store) if e.subject in ("chat", "chat-0")][-2:] == ["readable", "orphaned"]
+    await c.close()
