@@ -164,6 +164,18 @@ class Serving(Strict):
 EngineArgValue = bool | int | float | str | list[int | float | str] | dict[str, Any]
 
 
+# Flags llmctl sets on every replica, and what to change instead: an engine listening where nothing looks,
+# under a name the gateway does not route, or with a key only the playbook knows, breaks routing.
+MANAGED_FLAGS: dict[str, str] = {
+    "--port": "the planner assigns each replica's port (see `llmctl plan`)",
+    "--host": "the planner binds replicas (loopback on local hosts); use the inventory host's address",
+    "--served-model-name": "replicas serve the deployment's name; rename the deployment (name:)",
+    "--api-key": "use gateway.api_key_env (clients authenticate at the gateway)",
+    "--model": "use model:",
+    "--model-path": "use model:",
+}
+
+
 class Deployment(Strict):
     name: str
     model: str
@@ -193,6 +205,9 @@ class Deployment(Strict):
         for key in value:
             if not key.startswith("--"):
                 raise ValueError(f"engine_args key {key!r} must be a flag starting with '--'")
+            managed = MANAGED_FLAGS.get(key.split("=", 1)[0])
+            if managed:
+                raise ValueError(f"engine_args {key!r} is set by llmctl: {managed}")
         return value
 
     @model_validator(mode="after")

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -73,3 +75,27 @@ def test_model_too_large_exit_code_and_message(tmp_path: Path) -> None:
 def test_missing_inventory_is_a_clear_error() -> None:
     out = llmctl("plan", "playbooks/online-chat.yaml", "-i", "inventory/nope.yaml")
     assert out.returncode == 2 and "inventory/nope.yaml: file not found" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "instead"),
+    [
+        ("--port", "the planner assigns each replica's port"),
+        ("--host", "the planner binds replicas"),
+        ("--served-model-name", "rename the deployment"),
+        ("--api-key", "gateway.api_key_env"),
+    ],
+)
+def test_engine_args_may_not_override_the_flags_llmctl_manages(
+    tmp_path: Path, flag: str, instead: str
+) -> None:
+    # Old code merged them in: the engine listened where nothing looked, or served a name nothing routed.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "deployments:\n  - name: chat\n    model: Qwen/Qwen3-8B\n    workload: online\n    engine: emulated\n"
+        f"    engine_args:\n      --max-num-seqs: 8\n      {flag}: x\n"
+    )
+    out = llmctl("plan", str(bad), "-i", "inventory/local.yaml")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"{bad}:6: deployments[0].engine_args: engine_args '{flag}' is set by llmctl" in out.stderr
+    assert instead in out.stderr
