@@ -47,12 +47,26 @@ def format_path(path: Iterable[str | int]) -> str:
     return out
 
 
+# Bounds on what a document may expand to: YAML aliases let a few lines stand for billions of values ("billion
+# laughs"), and nesting recurses. A playbook or an inventory is a few hundred values.
+MAX_VALUES = 100_000
+MAX_DEPTH = 64
+
+
 class _Builder:
     def __init__(self, lines: LineMap) -> None:
         self.lines = lines
         self.constructor = yaml.constructor.SafeConstructor()
+        self.values = 0
 
     def build(self, node: yaml.Node, path: PathKey) -> Any:
+        self.values += 1
+        if self.values > MAX_VALUES:
+            raise self.lines.error(
+                path, f"the document expands to more than {MAX_VALUES} values (YAML aliases?); refusing it"
+            )
+        if len(path) > MAX_DEPTH:
+            raise self.lines.error(path, f"nested more than {MAX_DEPTH} levels deep; refusing it")
         self.lines.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             self.constructor.flatten_mapping(node)  # resolves YAML merge keys (<<) as PyYAML does
@@ -88,6 +102,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, LineMap]:
         raise ConfigError(file, line, "", f"invalid YAML: {exc.problem or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(file, None, "", f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(
+            file, None, "", f"invalid YAML: nested too deeply (more than {MAX_DEPTH} levels)"
+        ) from None
     if node is None:
         return None, lines
     try:
