@@ -192,7 +192,7 @@ def test_hostile_values_render_as_one_quoted_argument(tmp_path: Path, plan_yaml:
                     "name": "c",
                     "model": str(hostile_dir),
                     "workload": "offline",
-                    "engine_args": {"--served-model-name": served},
+                    "engine_args": {"--tokenizer": served},
                 }
             ]
         }
