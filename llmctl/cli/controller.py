@@ -54,6 +54,8 @@ async def _serve_gateway(
     registry = Registry(on_demand=on_demand)
     sync = StoreSync(store, registry, inv)
     sync.refresh()
+    for name, problem in sorted(sync.refused.items()):
+        console.print(f"[yellow]gateway does not serve {name}[/]: {problem}", highlight=False)
     check_bind(host, registry)
     runner = Gateway(registry).runner()
     await runner.setup()

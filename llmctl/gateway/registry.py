@@ -29,6 +29,7 @@ class DeploymentRoutes:
     requests_total: int = 0
     last_request_at: float | None = None  # unix seconds of the latest request (the idle clock)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    policy: str = "least_outstanding"  # the routing policy's name, as the playbook gives it
 
     @property
     def in_flight(self) -> int:
@@ -55,7 +56,7 @@ class Registry:
         max_held: int = MAX_HELD,
         hold_timeout_s: float = HOLD_TIMEOUT_S,
     ) -> DeploymentRoutes:
-        routes = DeploymentRoutes(name, make_router(route), api_key, max_held, hold_timeout_s)
+        routes = DeploymentRoutes(name, make_router(route), api_key, max_held, hold_timeout_s, policy=route)
         self.deployments[name] = routes
         return routes
 
