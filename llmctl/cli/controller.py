@@ -29,7 +29,7 @@ from llmctl.state.store import Store
 INTERVAL = typer.Option(2.0, "--interval", help="Seconds between health checks (reconcile ticks).")
 MAX_RESTARTS = typer.Option(5, "--max-restarts", help="Restarts of a crashing replica before giving up.")
 GATEWAY_HOST = typer.Option("127.0.0.1", "--gateway-host", help="Address the gateway listens on.")
-GATEWAY_PORT = typer.Option(8080, "--gateway-port", help="Port the gateway listens on.")
+GATEWAY_PORT = typer.Option(8080, "--gateway-port", min=1, max=65535, help="Port the gateway listens on.")
 
 
 def _log(subject: str, kind: str, reason: str) -> None:
@@ -138,7 +138,7 @@ def gateway_command(
         None, "-i", "--inventory", help="Inventory (to reach local replicas)."
     ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="Port to listen on."),
     state: Path | None = STATE,
 ) -> None:
     """Run only the OpenAI-compatible gateway, routing to the ready replicas the store lists."""

@@ -27,6 +27,7 @@ LOCAL_TICK_S = 0.25  # a pass in this process: quick, it ends as soon as the cha
 class Done:
     ok: bool
     detail: str
+    said: bool = False  # the detail is events already printed while following: not worth saying twice
 
 
 Check = Callable[[], Done | None]

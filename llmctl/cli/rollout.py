@@ -93,7 +93,7 @@ def _settled(store: Store, rec: Recorded) -> Done | None:
     about = _about(rec.names)
     broke = [e for e in events(store, rec.since, 10_000) if e.kind in FAILURES and about(e.subject)]
     if broke:
-        return Done(False, "\n".join(f"{e.subject} {e.kind}: {e.reason}" for e in broke))
+        return Done(False, "\n".join(f"{e.subject} {e.kind}: {e.reason}" for e in broke), said=True)
     if all(reconciled_generation(store, n) >= rec.generation for n in rec.names):
         ready = sum(r.phase == Phase.READY for r in replicas(store) if r.deployment in rec.names)
         return Done(True, f"generation {rec.generation} reconciled: {ready} replica(s) ready")
@@ -132,7 +132,8 @@ def apply_command(
         return
     result = settle_apply(inv, store, recorded, timeout, accept_new_host_keys, known_hosts)
     if not result.ok:
-        console.print(f"[bold red]failed[/]: {result.detail}", highlight=False)
+        if not result.said:
+            console.print(f"[bold red]failed[/]: {result.detail}", highlight=False)
         raise LlmctlError("the apply did not complete; see above, `llmctl status` and `llmctl events`")
     console.print(f"[green]applied[/]: {result.detail}")
 

@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from llmctl.catalog.gpus import GPUS, find_gpu
 from llmctl.config.source import LineMap, load_yaml, validate
@@ -144,7 +144,7 @@ class Gateway(Strict):
 class Serving(Strict):
     """How each replica is shaped; 'auto' lets the workload-class preset decide."""
 
-    tensor_parallel: int | Literal["auto"] = "auto"
+    tensor_parallel: StrictInt | Literal["auto"] = "auto"  # strict: `true` is not TP 1
     quantization: Literal["auto", "none", "fp8"] = "auto"
     kv_cache_dtype: Literal["auto", "bf16", "fp8"] = "auto"
     speculative: Literal["auto", "off", "eagle3"] = "auto"
@@ -162,6 +162,16 @@ class Serving(Strict):
 
 
 EngineArgValue = bool | int | float | str | list[int | float | str] | dict[str, Any]
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 # Flags llmctl sets on every replica, and what to change instead: an engine listening where nothing looks,
@@ -208,6 +218,8 @@ class Deployment(Strict):
             managed = MANAGED_FLAGS.get(key.split("=", 1)[0])
             if managed:
                 raise ValueError(f"engine_args {key!r} is set by llmctl: {managed}")
+            if _has_nul(key) or _has_nul(value[key]):
+                raise ValueError(f"engine_args {key!r}: a NUL byte cannot be passed on a command line")
         return value
 
     @model_validator(mode="after")

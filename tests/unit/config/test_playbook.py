@@ -146,3 +146,43 @@ def test_garbage_structures_only_raise_config_errors(value: object) -> None:
             parse_fn(data, lines)
         except LlmctlError as exc:
             assert "fuzz.yaml" in str(exc)
+
+
+def test_small_hostile_values_are_one_line_at_their_field(tmp_path: Path) -> None:
+    # Old code: `tensor_parallel: true` planned as TP 1; a NUL byte in an engine_args value ended in a
+    # ValueError traceback from the argv renderer.
+    import subprocess
+    import sys
+
+    base = "deployments:\n  - name: chat\n    model: Qwen/Qwen3-8B\n    workload: online\n"
+    for text, where, words in [
+        (
+            base + "    serving:\n      tensor_parallel: true\n",
+            ":6: deployments[0].serving.tensor_parallel",
+            "integer",
+        ),
+        (
+            base + '    engine_args:\n      --tokenizer: "a\\0b"\n',
+            ":5: deployments[0].engine_args",
+            "NUL byte",
+        ),
+    ]:
+        pb = tmp_path / "pb.yaml"
+        pb.write_text(text)
+        out = subprocess.run(
+            [sys.executable, "-m", "llmctl.cli.main", "plan", str(pb), "-i", "inventory/local.yaml"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        assert where in out.stderr and words in out.stderr, out.stderr
+
+
+def test_a_port_out_of_range_is_a_usage_error_not_a_traceback() -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "llmctl.cli.main", "gateway", "--port", "70000"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "65535" in out.stderr, out.stderr
