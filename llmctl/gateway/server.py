@@ -93,6 +93,18 @@ def _route_key(body: dict[str, Any]) -> RouteKey:
     return RouteKey()
 
 
+def key_matches(header: str, key: str) -> bool:
+    """An `Authorization: Bearer KEY` header (scheme in any case, as RFC 7235 has it) against the key, in
+    constant time. A header that is not ASCII, or has no Bearer scheme, is simply not the key."""
+    scheme, _, given = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    try:
+        return hmac.compare_digest(given.strip().encode("ascii"), key.encode("ascii"))
+    except UnicodeEncodeError:
+        return False
+
+
 class Gateway:
     def __init__(self, registry: Registry, *, upstream_timeout_s: float = 600.0) -> None:
         self.registry = registry
@@ -136,14 +148,18 @@ class Gateway:
         )
 
     async def _models(self, request: web.Request) -> web.Response:
-        data = [{"id": name, "object": "model", "owned_by": "llmctl"} for name in self.registry.deployments]
+        # A deployment behind a key is listed only to a client holding it: its name is not for everyone.
+        data = [
+            {"id": name, "object": "model", "owned_by": "llmctl"}
+            for name, routes in self.registry.deployments.items()
+            if self._authorised(routes, request)
+        ]
         return web.json_response({"object": "list", "data": data})
 
     def _authorised(self, routes: DeploymentRoutes, request: web.Request) -> bool:
         if not routes.api_key:
             return True
-        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(given.encode(), routes.api_key.encode())
+        return key_matches(request.headers.get("Authorization", ""), routes.api_key)
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
