@@ -222,9 +222,14 @@ def _ansible(data: dict[str, Any], lines: LineMap) -> Inventory:
             raise lines.error(
                 (*path, sorted(unknown)[0]), "unknown field (Ansible groups have hosts, children, vars)"
             )
+        for part in ("vars", "hosts", "children"):
+            if body.get(part) is not None and not isinstance(body[part], dict):
+                raise lines.error((*path, part), f"an Ansible group's {part} must be a mapping")
         group_vars = {**inherited, **_from_ansible_vars(body.get("vars") or {})}
         groups = [*parents, group] if group != "all" else parents
         for name, host_vars in (body.get("hosts") or {}).items():
+            if host_vars is not None and not isinstance(host_vars, dict):
+                raise lines.error((*path, "hosts", name), "an Ansible host's vars must be a mapping")
             entry = hosts.setdefault(name, {"name": name, "groups": []})
             if name not in order:
                 order.append(name)

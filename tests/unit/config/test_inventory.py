@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,20 @@ def test_selecting_unknown_group_is_an_error() -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_inventory(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("all:\n  vars: [1, 2]\n", "all.vars: an Ansible group's vars must be a mapping"),
+        ("all:\n  hosts: [a, b]\n", "all.hosts: an Ansible group's hosts must be a mapping"),
+        ("all:\n  hosts:\n    a: [1]\n", "all.hosts.a: an Ansible host's vars must be a mapping"),
+        ("all:\n  children: 3\n", "all.children: an Ansible group's children must be a mapping"),
+    ],
+)
+def test_misshapen_ansible_groups_are_one_line_at_their_field(tmp_path: Path, text: str, where: str) -> None:
+    # Old code: `all: {vars: [1, 2]}` ended in an AttributeError traceback.
+    inv = tmp_path / "inv.yaml"
+    inv.write_text(text)
+    with pytest.raises(LlmctlError, match=re.escape(where)):
+        load_inventory(inv)
