@@ -209,7 +209,7 @@ class _Cluster:
         for a in arrivals:
             if a.t_s > env.now:
                 yield env.timeout(a.t_s - env.now)
-            dep = deps.get(a.deployment) or only
+            dep = deps.get(a.deployment) or (only if not a.deployment else None)
             if dep is None:
                 raise ValueError(f"arrival for unknown deployment {a.deployment!r}; known: {', '.join(deps)}")
             dep.gateway.offer(a, env.now, dep.ready, self.records)

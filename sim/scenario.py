@@ -56,8 +56,8 @@ class Scenario(BaseModel):
     file: str = ""
     playbook: str
     inventory: str
-    duration_s: float = Field(gt=0)
-    seed: int = 0
+    duration_s: float = Field(gt=0, le=31 * 86400.0)  # a month of traffic at most: arrivals live in memory
+    seed: int = Field(default=0, ge=0)  # numpy seeds are non-negative
     mode: Literal["fast", "step"] = "fast"
     scrape_interval_s: float = Field(default=2.0, gt=0)
     metric_lag_s: float = Field(default=0.0, ge=0)
@@ -146,7 +146,19 @@ def run_scenario(
     scenario: Scenario, workload: WorkloadSpec, progress: Callable[[float], None] | None = None
 ) -> SimResult:
     """Plan, generate the arrivals and simulate; `progress` hears the fraction of simulated time done."""
-    return simulate(cluster_for(scenario), arrivals_for(scenario, workload), scenario.duration_s, progress)
+    cluster = cluster_for(scenario)
+    arrivals = arrivals_for(scenario, workload)
+    known = {d.name for d in cluster.deployments}
+    unknown = sorted({a.deployment for a in arrivals} - known - {""})
+    if unknown:
+        # With one deployment a misspelt name used to be routed there silently.
+        raise ConfigError(
+            scenario.file,
+            None,
+            "workload.deployment",
+            f"no deployment named {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+        )
+    return simulate(cluster, arrivals, scenario.duration_s, progress)
 
 
 def with_overrides(scenario: Scenario, overrides: dict[str, dict[str, Any]]) -> Scenario:

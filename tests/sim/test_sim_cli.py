@@ -182,3 +182,19 @@ def test_bad_sweep_parameters_are_refused_by_name_before_any_run(
     out = llmctl("sim", "sweep", str(scenario(tmp_path)), "-p", param)
     assert out.returncode == 2 and "Traceback" not in out.stderr  # 2: llmctl's exit status for bad input
     assert words in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"workload": {"kind": "poisson", "deployment": "enrihc", "rate": 5}}, "no deployment named enrihc"),
+        ({"seed": -1}, "seed"),
+        ({"duration_s": 1e12}, "duration_s"),
+    ],
+)
+def test_hostile_scenarios_are_one_line(tmp_path: Path, changes: dict[str, object], words: str) -> None:
+    # Old code: a misspelt deployment was silently routed to the only one; seed -1 and a duration of 1e12 s
+    # ended in numpy tracebacks (the latter asking for 447 GiB).
+    out = llmctl("sim", "run", str(scenario(tmp_path, **changes)))
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert words in out.stderr, out.stderr
