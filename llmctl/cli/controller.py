@@ -26,6 +26,7 @@ from llmctl.gateway.store_sync import StoreSync
 from llmctl.state.records import writer_lock
 from llmctl.state.store import Store
 
+CONTROLLER_BUSY_MS = 500
 INTERVAL = typer.Option(2.0, "--interval", help="Seconds between health checks (reconcile ticks).")
 MAX_RESTARTS = typer.Option(5, "--max-restarts", help="Restarts of a crashing replica before giving up.")
 GATEWAY_HOST = typer.Option("127.0.0.1", "--gateway-host", help="Address the gateway listens on.")
@@ -52,7 +53,9 @@ async def _serve_gateway(
     on_demand: Callable[[str], None] | None,
 ) -> Callable[[], Awaitable[None]]:
     registry = Registry(on_demand=on_demand)
-    sync = StoreSync(store, registry, inv)
+    sync = StoreSync(
+        store, registry, inv, on_problem=lambda line: console.print(f"[yellow]{line}[/]", highlight=False)
+    )
     sync.refresh()
     for name, problem in sorted(sync.refused.items()):
         console.print(f"[yellow]gateway does not serve {name}[/]: {problem}", highlight=False)
@@ -86,6 +89,9 @@ async def run_controller(
 ) -> None:
     stop = stop or asyncio.Event()
     await _until_signalled(stop)
+    # The controller reads and writes the store on the event loop it shares with the gateway: while someone
+    # holds the database locked, a tick fails after this long (and is retried) rather than stalling requests.
+    store.db.execute(f"PRAGMA busy_timeout = {CONTROLLER_BUSY_MS}")
     async with fleet_for(list(inv.hosts), accept_new, known_hosts) as fleet:
         controller = Controller(inv, fleet, store, config, log=_log, trace=trace)
         close_gateway = None

@@ -17,6 +17,7 @@ host left the inventory is orphaned (an event, a phase), never a reason for the 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -147,8 +148,12 @@ class Controller:
         """A tick that fails is said and survived: the next one starts from the store again."""
         try:
             await self.tick()
-        except (LlmctlError, FleetError, OSError, ValueError) as exc:
-            self.event("controller", "tick-failed", f"{type(exc).__name__}: {exc}")
+        except (LlmctlError, FleetError, OSError, ValueError, sqlite3.Error) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            try:
+                self.event("controller", "tick-failed", why)
+            except sqlite3.Error:  # the store itself is what failed: say it where it can be said
+                self.log("controller", "tick-failed", f"{why} (not recorded: the state store is unavailable)")
 
     def _quarantine(self, unreadable: dict[str, str]) -> None:
         """Say once of each deployment whose desired state cannot be read; say when it can be again."""

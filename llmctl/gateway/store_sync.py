@@ -11,7 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from llmctl.config.inventory import Inventory
 from llmctl.control.engine_api import base_url
@@ -19,64 +23,120 @@ from llmctl.errors import LlmctlError
 from llmctl.gateway.registry import Registry
 from llmctl.gateway.routing import make_router
 from llmctl.spec.deployment import DesiredDeployment
-from llmctl.state.desired import read_desired
-from llmctl.state.records import record_event, replicas
+from llmctl.state.desired import DesiredState, read_desired
+from llmctl.state.records import ReplicaRow, record_event, replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, put_demand
 
 
+@dataclass(frozen=True)
+class _Read:
+    """What one pass reads from the store (off the event loop)."""
+
+    state: DesiredState
+    rows: list[ReplicaRow]
+
+
 class StoreSync:
-    def __init__(self, store: Store, registry: Registry, inventory: Inventory | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        inventory: Inventory | None = None,
+        on_problem: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.registry = registry
         self.inventory = inventory
+        self.on_problem = on_problem or (lambda line: print(line, file=sys.stderr))
         self.refused: dict[str, str] = {}  # deployment -> why the gateway does not serve it
+        self._worker: Store | None = None  # the connection the background passes use, in worker threads
+        self._problem = ""
 
     def refresh(self) -> None:
-        state = read_desired(self.store)
-        desired = state.deployments  # one that cannot be read keeps the routes it had
+        """One pass on the calling thread (start-up, tests): read the store, update the routes, write demand."""
+        self._write(self.store, self._apply(self._read(self.store)))
+
+    async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
+        """Passes until `stop`, supervised: the store is read and written in a worker thread, so a locked
+        database never blocks the event loop (requests, /health), and a pass that fails is said once and
+        retried at the next one; the routes keep what the last good pass set."""
+        try:
+            await self._passes(stop, interval_s)
+        finally:
+            if self._worker is not None:
+                self._worker.close()
+
+    async def _passes(self, stop: asyncio.Event, interval_s: float) -> None:
+        while not stop.is_set():
+            try:
+                if self._worker is None:
+                    self._worker = await asyncio.to_thread(Store, self.store.path, True)
+                read = await asyncio.to_thread(self._read, self._worker)
+                await asyncio.to_thread(self._write, self._worker, self._apply(read))
+                if self._problem:
+                    self.on_problem("gateway: store sync recovered")
+                    self._problem = ""
+            except (sqlite3.Error, LlmctlError, OSError) as exc:
+                problem = f"gateway: store sync failed, retrying: {type(exc).__name__}: {exc}"
+                if problem != self._problem:
+                    self.on_problem(problem)
+                    self._problem = problem
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+
+    def _read(self, store: Store) -> _Read:
+        return _Read(read_desired(store), replicas(store))
+
+    def _apply(self, read: _Read) -> tuple[list[tuple[str, GatewayDemand]], list[tuple[str, str, str]]]:
+        """Update the routes from what was read (on the event loop: handlers read the registry); returns the
+        demand rows and the events to write."""
+        said: list[tuple[str, str, str]] = []
+        desired = read.state.deployments  # one that cannot be read keeps the routes it had
         for name, dep in desired.items():
             key, problem = _api_key(dep)
             if problem:
                 # Refused alone, said once: the other deployments stay in sync.
                 if self.refused.get(name) != problem:
                     self.refused[name] = problem
-                    record_event(self.store, name, "gateway-refused", problem)
+                    said.append((name, "gateway-refused", problem))
                 if name in self.registry.deployments:
                     self.registry.set_endpoints(name, [])
                     del self.registry.deployments[name]
                 continue
             if self.refused.pop(name, None):
-                record_event(
-                    self.store, name, "gateway-accepted", "its API key is in the gateway's environment now"
-                )
+                said.append((name, "gateway-accepted", "its API key is in the gateway's environment now"))
             routes = self.registry.deployments.get(name)
             if routes is None:
                 self.registry.add_deployment(name, dep.route, api_key=key)
             elif routes.policy != dep.route or routes.api_key != key:
                 # Changed in place: requests held for this deployment keep waiting on the same routes.
                 routes.router, routes.policy, routes.api_key = make_router(dep.route), dep.route, key
-        for name in set(self.registry.deployments) - set(desired) - set(state.unreadable):
+        for name in set(self.registry.deployments) - set(desired) - set(read.state.unreadable):
             self.registry.set_endpoints(name, [])
             del self.registry.deployments[name]
-        ready: dict[str, list[tuple[str, str]]] = {
-            name: [] for name in desired if name in self.registry.deployments
-        }
-        for row in replicas(self.store):
+        ready: dict[str, list[tuple[str, str]]] = {n: [] for n in desired if n in self.registry.deployments}
+        for row in read.rows:
             if row.phase == "ready" and row.deployment in ready:
                 ready[row.deployment].append((row.name, self._url(row.host, row.address, row.port)))
         for name, endpoints in ready.items():
             self.registry.set_endpoints(name, endpoints)
         now = time.time()
-        with self.store.transaction():
-            for name, routes in self.registry.deployments.items():
-                put_demand(
-                    self.store,
-                    name,
-                    GatewayDemand(
-                        routes.held, routes.in_flight, routes.requests_total, routes.last_request_at, now
-                    ),
-                )
+        demand = [
+            (name, GatewayDemand(r.held, r.in_flight, r.requests_total, r.last_request_at, now))
+            for name, r in self.registry.deployments.items()
+        ]
+        return demand, said
+
+    def _write(
+        self, store: Store, out: tuple[list[tuple[str, GatewayDemand]], list[tuple[str, str, str]]]
+    ) -> None:
+        demand, said = out
+        with store.transaction():
+            for name, d in demand:
+                put_demand(store, name, d)
+            for subject, kind, reason in said:
+                record_event(store, subject, kind, reason)
 
     def _url(self, host: str, address: str, port: int) -> str:
         if self.inventory is not None:
@@ -85,12 +145,6 @@ class StoreSync:
             except LlmctlError:
                 pass
         return f"http://{address}:{port}"
-
-    async def run(self, stop: asyncio.Event, interval_s: float = 0.5) -> None:
-        while not stop.is_set():
-            self.refresh()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
 
 def _api_key(dep: DesiredDeployment) -> tuple[str | None, str]:

@@ -26,11 +26,14 @@ def default_path() -> Path:
 
 
 class Store:
-    def __init__(self, path: Path | str | None = None) -> None:
+    def __init__(self, path: Path | str | None = None, threads: bool = False) -> None:
+        """`threads`: the connection is used from worker threads, one at a time (asyncio.to_thread)."""
         self.path = Path(path).expanduser() if path else default_path()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
+            self.db = sqlite3.connect(
+                self.path, timeout=10.0, isolation_level=None, check_same_thread=not threads
+            )
         except (OSError, sqlite3.Error) as exc:
             raise LlmctlError(f"cannot open the state store {self.path}: {exc}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
