@@ -23,6 +23,7 @@ from llmctl.errors import LlmctlError
 from llmctl.gateway.registry import Registry
 from llmctl.gateway.server import Gateway, check_bind
 from llmctl.gateway.store_sync import StoreSync
+from llmctl.state.machine_lock import machine_lock
 from llmctl.state.records import writer_lock
 from llmctl.state.store import Store
 
@@ -126,7 +127,7 @@ def controller_command(
     inv = load_inventory(inventory)
     store = open_store(state)
     config = ControllerConfig(interval_s=interval, max_restarts=max_restarts)
-    with writer_lock(store, "controller"):
+    with machine_lock("controller", store.path), writer_lock(store, "controller"):
         asyncio.run(
             run_controller(
                 inv,

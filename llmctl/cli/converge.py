@@ -16,6 +16,7 @@ from llmctl.cli.output import console
 from llmctl.config.inventory import Inventory
 from llmctl.control.controller import Controller, ControllerConfig
 from llmctl.errors import LlmctlError
+from llmctl.state.machine_lock import machine_lock
 from llmctl.state.records import events, lock_holder, writer_lock
 from llmctl.state.store import Store
 
@@ -56,7 +57,7 @@ def carry_out(
     console.print(
         "no controller is running: carrying it out in this process, with the controller's own passes"
     )
-    with writer_lock(store, "controller"):
+    with machine_lock("controller", store.path), writer_lock(store, "controller"):
         return asyncio.run(_local(inv, store, done, timeout_s, about, accept_new, known_hosts))
 
 

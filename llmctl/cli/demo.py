@@ -32,6 +32,7 @@ from llmctl.errors import LlmctlError
 from llmctl.planning import plan_and_desired
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import load_desired
+from llmctl.state.machine_lock import machine_lock
 from llmctl.state.records import events, replicas, writer_lock
 from llmctl.state.store import Store, default_path
 
@@ -74,7 +75,7 @@ def demo_command(
     with writer_lock(store):
         _apply(inv, store, desired)
     console.rule("[bold]2. controller + gateway[/], traffic through the gateway")
-    with writer_lock(store, "controller"):
+    with machine_lock("controller", store.path), writer_lock(store, "controller"):
         asyncio.run(_operate(inv, store, gateway_port, duration, rate))
     console.rule("[bold]3. status[/]")
     show_status(replicas(store))

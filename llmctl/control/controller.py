@@ -45,6 +45,7 @@ from llmctl.reconcile.restart import RestartPolicy
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import read_desired
 from llmctl.state.intents import Intent, finish, pending, scale_overrides, set_scale_override
+from llmctl.state.machine_lock import StoreWatch
 from llmctl.state.records import (
     ReplicaRow,
     delete_deployment,
@@ -131,9 +132,14 @@ class Controller:
 
     async def run(self, stop: asyncio.Event) -> None:
         watch = asyncio.create_task(self.hosts.run(stop))
+        store_watch = StoreWatch(self.store.path)
         try:
             await self.adopt()
             while not stop.is_set():
+                gone = store_watch.problem()
+                if gone:
+                    # Writing on would go to an unlinked file nobody reads: stop, and say why.
+                    raise LlmctlError(f"{gone} under the running controller; stopping (start it again)")
                 await self.safe_tick()
                 self.kick.clear()
                 waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self.kick.wait())]
