@@ -243,8 +243,15 @@ class Gateway:
                 if attempt + 1 < MAX_ATTEMPTS:
                     self.metrics.retries.labels(routes.name).inc()
                 continue
+            except aiohttp.ClientError:
+                # The replica dropped the connection before it answered (a crash, a reset): the client has
+                # not had a byte, so another replica may answer it; the dead one produced nothing.
+                self.metrics.upstream_failures.labels(routes.name).inc()
+                if attempt + 1 < MAX_ATTEMPTS:
+                    self.metrics.retries.labels(routes.name).inc()
+                continue
         return _error(
-            502, f"no replica of {routes.name} accepted the request (tried {', '.join(tried)})", "BadGateway"
+            502, f"no replica of {routes.name} answered the request (tried {', '.join(tried)})", "BadGateway"
         )
 
     async def _stream(

@@ -226,3 +226,39 @@ def test_non_loopback_bind_needs_api_keys() -> None:
         check_bind("0.0.0.0", reg)
     reg.deployments["chat"].api_key = "k"
     check_bind("0.0.0.0", reg)
+
+
+async def resetting_replica() -> tuple[asyncio.Server, str]:
+    """Reads a request, then closes the connection without a byte of answer (a crash mid-request)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.transport.abort()  # a reset, not a clean close
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"http://127.0.0.1:{port}"
+
+
+async def test_a_replica_reset_before_answering_is_retried_elsewhere_or_a_json_502(
+    gateway: GatewayFactory,
+) -> None:
+    # Old code: a bare text/plain 500 and a ClientOSError traceback in the gateway's log.
+    server, dead = await resetting_replica()
+    good = Upstream("good")
+    runner, alive = await start_upstream(good)
+    try:
+        reg = Registry()
+        reg.add_deployment("chat", route="round_robin")
+        reg.set_endpoints("chat", [("chat-0", dead), ("chat-1", alive)])
+        url = await gateway(reg)
+        for _ in range(4):  # round robin starts on either; every request is answered by the live one
+            status, _, body = await post(url, {"model": "chat", "prompt": "hi"})
+            assert status == 200 and json.loads(body)["served_by"] == "good"
+        reg.set_endpoints("chat", [("chat-0", dead)])
+        status, headers, body = await post(url, {"model": "chat", "prompt": "hi"})
+        assert status == 502 and headers["Content-Type"].startswith("application/json")
+        assert "no replica of chat answered the request" in json.loads(body)["error"]["message"]
+    finally:
+        server.close()
+        await runner.cleanup()
