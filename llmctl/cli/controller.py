@@ -72,6 +72,7 @@ async def _serve_gateway(
     console.print(f"gateway on http://{host}:{port}/v1 ({len(registry.deployments)} deployment(s))")
 
     async def close() -> None:
+        registry.close()  # held requests are answered now, not after their hold timeout
         await task
         await runner.cleanup()
 

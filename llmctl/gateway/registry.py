@@ -47,6 +47,13 @@ class Registry:
         self.deployments: dict[str, DeploymentRoutes] = {}
         # Called when a request arrives for a deployment with no ready replica (the controller wakes one).
         self.on_demand = on_demand
+        self.closing = False
+
+    def close(self) -> None:
+        """Shutting down: requests held for a replica are answered (503) now instead of at their timeout."""
+        self.closing = True
+        for routes in self.deployments.values():
+            routes.ready.set()
 
     def add_deployment(
         self,

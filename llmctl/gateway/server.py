@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 PROXIED = ("/v1/completions", "/v1/chat/completions")
 # nginx's "client closed request": counted in the requests metric, never sent (nobody is left to read it).
 CLIENT_CLOSED = 499
+BODY_TIMEOUT_S = 30.0  # a body dribbled slower than this holds a connection for nothing (slowloris)
 MAX_ATTEMPTS = 3  # one replica and two others, when replicas refuse connections
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and those aiohttp recomputes must not be copied across.
 _SKIP_HEADERS = {
@@ -163,7 +164,14 @@ class Gateway:
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        raw = await request.read()
+        try:
+            raw = await asyncio.wait_for(request.read(), timeout=BODY_TIMEOUT_S)
+        except TimeoutError:
+            return _error(
+                408, f"request body not received within {BODY_TIMEOUT_S:g} s", "invalid_request_error"
+            )
+        except (ConnectionError, aiohttp.ClientError):
+            return web.Response(status=CLIENT_CLOSED)  # the client left while sending: nobody to answer
         try:
             body = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -203,7 +211,7 @@ class Gateway:
     async def _wait_ready(self, routes: DeploymentRoutes) -> bool:
         if routes.endpoints:
             return True
-        if routes.held >= routes.max_held:
+        if routes.held >= routes.max_held or self.registry.closing:
             return False
         routes.held += 1
         self.metrics.queue_depth.labels(routes.name).set(routes.held)

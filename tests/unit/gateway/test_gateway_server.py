@@ -262,3 +262,36 @@ async def test_a_replica_reset_before_answering_is_retried_elsewhere_or_a_json_5
     finally:
         server.close()
         await runner.cleanup()
+
+
+async def test_shutdown_answers_held_requests_at_once(gateway: GatewayFactory) -> None:
+    # Old code: SIGTERM with requests held for a scale from zero took their 120 s hold timeout (62 s seen).
+    reg = Registry()
+    reg.add_deployment("burst", hold_timeout_s=120)
+    url = await gateway(reg)
+    held = [asyncio.create_task(post(url, {"model": "burst", "prompt": str(i)})) for i in range(3)]
+    while reg.deployments["burst"].held < 3:
+        await asyncio.sleep(0.01)
+    reg.close()
+    results = await asyncio.wait_for(asyncio.gather(*held), timeout=5)
+    assert [status for status, _, _ in results] == [503, 503, 503]
+
+
+async def test_a_body_dribbled_too_slowly_is_a_408(
+    gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmctl.gateway import server
+
+    monkeypatch.setattr(server, "BODY_TIMEOUT_S", 0.3)
+    reg = Registry()
+    reg.add_deployment("chat")
+    url = await gateway(reg)
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+    )
+    await writer.drain()
+    status = await asyncio.wait_for(reader.readline(), timeout=5)
+    writer.close()
+    assert status.split()[1] == b"408", status
