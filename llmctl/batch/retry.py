@@ -3,6 +3,8 @@ outcome and a random number.
 
 - `done`: a result to write (2xx, or a 4xx the server will give again: bad request, unknown model).
 - `retry`: the request may succeed later (timeouts, 5xx, 429, a response cut short): counts an attempt.
+- `abort`: the server refused the job's credentials (401, 403): every other request would be refused too,
+  and a refusal is not an answer, so the job stops with nothing recorded for it.
 - `unavailable`: the replica is not there (connection refused or reset before any response, 503 from a
   sleeping engine or an empty gateway): the replica is set aside and the request goes elsewhere without
   spending an attempt, since nothing is wrong with the request itself.
@@ -21,6 +23,7 @@ class Verdict(Enum):
     DONE = "done"
     RETRY = "retry"
     UNAVAILABLE = "unavailable"
+    ABORT = "abort"
 
 
 class Failure(Enum):
@@ -33,6 +36,8 @@ class Failure(Enum):
 
 
 def classify_status(status: int) -> Verdict:
+    if status in (401, 403):
+        return Verdict.ABORT
     if status == 503:
         return Verdict.UNAVAILABLE
     if status >= 500 or status in RETRY_4XX:

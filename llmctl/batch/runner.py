@@ -214,6 +214,10 @@ class BatchRunner:
                 prompt, completion = usage_of(attempt.body)
                 self._results.put_nowait(_Result(encode(line), error is None, prompt, completion))
                 return
+            if attempt.verdict is Verdict.ABORT:
+                # Not an answer: record nothing, so that a re-run with the right key sends these again.
+                self.stop(reason=f"the server refused the credentials ({attempt.status}): check the API key")
+                return
             avoid = replica.url
             if attempt.verdict is Verdict.UNAVAILABLE:
                 self.counters.unavailable += 1

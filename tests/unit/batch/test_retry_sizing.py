@@ -28,8 +28,10 @@ from llmctl.perf.profile import make_profile
 
 def test_statuses() -> None:
     assert classify_status(200) is Verdict.DONE
-    for permanent in (400, 401, 403, 404, 413, 422):
+    for permanent in (400, 404, 413, 422):
         assert classify_status(permanent) is Verdict.DONE  # written as an error line, not retried
+    for refused in (401, 403):
+        assert classify_status(refused) is Verdict.ABORT  # the job's key: never recorded as an answer
     for transient in (408, 429, 500, 502, 504):
         assert classify_status(transient) is Verdict.RETRY
     assert classify_status(503) is Verdict.UNAVAILABLE

@@ -234,3 +234,15 @@ async def test_routes(tmp_path: Path, route: str) -> None:
     fake = Fake()
     _, c, _ = await run(tmp_path, fake, reqs(20), route=route)
     assert c.done == 20
+
+
+async def test_a_refused_key_stops_the_job_and_records_nothing_for_it(tmp_path: Path) -> None:
+    # Old code: a wrong API key wrote 400 final error lines, and the re-run with the right key sent nothing.
+    fake = Fake(script={f"c{i}": [401] for i in range(40)})
+    outcome, _, lines = await run(tmp_path, fake, reqs(40), concurrency=2)
+    assert "refused the credentials (401)" in outcome.reason and not outcome.interrupted
+    assert not any(line["response"]["status_code"] == 401 for line in lines)  # type: ignore[index]
+    assert len(fake.calls) < 40  # stopped, not sent to the end
+    # The right key: every request is sent and answered, none counted as done before.
+    _, _, lines = await run(tmp_path, Fake(), reqs(40))
+    assert ids(lines) == Tally(f"c{i}" for i in range(40)) and all(line["error"] is None for line in lines)
