@@ -79,6 +79,10 @@ def _problem(data: Any) -> str | None:
     return None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number; the request could never be sent")
+
+
 def parse_lines(lines: Iterable[str]) -> ParsedInput:
     """Every line either becomes a request or a problem; blank lines are allowed and ignored."""
     out = ParsedInput()
@@ -87,9 +91,12 @@ def parse_lines(lines: Iterable[str]) -> ParsedInput:
         if not text.strip():
             continue
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             out.malformed.append(Problem(number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except ValueError as exc:  # NaN or Infinity: Python reads them, no server takes them
+            out.malformed.append(Problem(number, str(exc)))
             continue
         reason = _problem(data)
         if reason is not None:

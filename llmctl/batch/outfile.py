@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import stat
 from pathlib import Path
 
 from llmctl.batch.results import Checkpoint, read_checkpoint
@@ -25,6 +26,10 @@ class OutputFile:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         except OSError as exc:
             raise LlmctlError(f"cannot open the output {self.path}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            # /dev/full, a FIFO, /dev/zero: a checkpoint read from it would never end, a write never land.
+            os.close(fd)
+            raise LlmctlError(f"the output {self.path} is not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -56,11 +61,34 @@ class OutputFile:
         """Write whole lines and make them durable before returning."""
         if self._fd is None:
             raise RuntimeError("output file not open")
+        self._still_ours()
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-        os.fsync(self._fd)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise LlmctlError(
+                f"cannot write the output {self.path}: {exc.strerror or exc}; the lines written so far are "
+                "kept: re-run the same command to resume"
+            ) from None
+
+    def _still_ours(self) -> None:
+        """The path still names the file this run writes: a deleted or replaced output would take every
+        later result with it while the run reports success."""
+        assert self._fd is not None
+        mine = os.fstat(self._fd)
+        try:
+            now = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        if mine.st_nlink == 0 or now is None:
+            raise LlmctlError(
+                f"the output {self.path} was deleted during the run; stopping (a re-run starts over)"
+            )
+        if (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
+            raise LlmctlError(f"the output {self.path} was replaced by another file during the run; stopping")
 
     def close(self) -> None:
         if self._fd is not None:

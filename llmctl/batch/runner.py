@@ -34,6 +34,7 @@ from llmctl.batch.retry import (
     retry_after,
 )
 from llmctl.batch.summary import Counters
+from llmctl.errors import LlmctlError
 from llmctl.gateway.routing import make_router
 
 
@@ -313,7 +314,14 @@ class BatchRunner:
                     done = True
                 else:
                     batch.append(item)
-            await asyncio.to_thread(self.output.append, b"".join(r.data for r in batch))
+            try:
+                await asyncio.to_thread(self.output.append, b"".join(r.data for r in batch))
+            except LlmctlError as exc:
+                # Nothing more can be made durable: stop the job, the batch not written stays to do.
+                self.stop(reason=str(exc))
+                while (item := await self._results.get()) is not None:
+                    pass  # drain what the workers still hand over; none of it is recorded
+                return
             for r in batch:
                 c.done += 1
                 c.succeeded += r.ok

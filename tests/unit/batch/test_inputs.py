@@ -79,3 +79,18 @@ def test_estimated_tokens_counts_prompt_and_max_tokens() -> None:
     assert estimated_tokens(chat) == 10 + 7
     plain = BatchRequest("b", "/v1/completions", {"prompt": "x" * 8}, 2)
     assert estimated_tokens(plain) == 2 + ASSUMED_MAX_TOKENS
+
+
+def test_nan_and_infinity_are_refused_at_their_line() -> None:
+    # Old code: `"max_tokens": NaN` passed the input check and then crashed every resume.
+    from llmctl.batch.inputs import parse_lines
+
+    good = '{"custom_id": "a", "method": "POST", "url": "/v1/completions", "body": {"prompt": "x", "max_tokens": 4}}'
+    bad = good.replace('"max_tokens": 4', '"max_tokens": NaN').replace('"a"', '"b"')
+    worse = good.replace('"max_tokens": 4', '"temperature": -Infinity').replace('"a"', '"c"')
+    parsed = parse_lines([good, bad, worse])
+    assert [r.custom_id for r in parsed.requests] == ["a"]
+    assert [(p.line, p.reason) for p in parsed.malformed] == [
+        (2, "NaN is not a JSON number; the request could never be sent"),
+        (3, "-Infinity is not a JSON number; the request could never be sent"),
+    ]

@@ -246,3 +246,58 @@ async def test_a_refused_key_stops_the_job_and_records_nothing_for_it(tmp_path: 
     # The right key: every request is sent and answered, none counted as done before.
     _, _, lines = await run(tmp_path, Fake(), reqs(40))
     assert ids(lines) == Tally(f"c{i}" for i in range(40)) and all(line["error"] is None for line in lines)
+
+
+def test_an_output_that_is_not_a_regular_file_is_refused() -> None:
+    # Old code: `-o /dev/full` read endless zeros as its checkpoint until the kernel killed it (~24 GB).
+    from llmctl.errors import LlmctlError
+
+    with pytest.raises(LlmctlError, match="/dev/full is not a regular file"):
+        OutputFile(Path("/dev/full")).open()
+
+
+async def test_an_output_deleted_mid_run_stops_the_job(tmp_path: Path) -> None:
+    # Old code: every later result went to the unlinked file and the run reported "done, 400 succeeded".
+    fake = Fake(delay_s=0.01)
+    out = OutputFile(tmp_path / "out.jsonl")
+    out.open()
+    counters = Counters(total=400)
+    runner = BatchRunner(URLS, options(concurrency=4), out, counters, transport=httpx.MockTransport(fake))
+
+    async def delete_soon() -> None:
+        while not (tmp_path / "out.jsonl").stat().st_size:
+            await asyncio.sleep(0.01)
+        (tmp_path / "out.jsonl").unlink()
+
+    deleter = asyncio.create_task(delete_soon())
+    try:
+        outcome = await runner.run(reqs(400))
+    finally:
+        out.close()
+        await deleter
+    assert "was deleted during the run" in outcome.reason
+    assert counters.done < 400
+
+
+async def test_a_full_disk_stops_the_job_with_one_line_and_keeps_what_was_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from llmctl.batch import outfile
+
+    real, calls = outfile.os.write, 0
+
+    def write(fd: int, data: object) -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(outfile.os, "write", write)
+    outcome, c, lines = await run(tmp_path, Fake(delay_s=0.005), reqs(200), flush_lines=10)
+    assert (
+        "No space left on device" in outcome.reason and "re-run the same command to resume" in outcome.reason
+    )
+    assert 0 < len(lines) == c.done < 200
