@@ -26,9 +26,11 @@ from llmctl.reconcile.actions import (
     Wake,
     drain_outcome,
 )
+from llmctl.reconcile.intents import check_intent, scale_count
 from llmctl.reconcile.phase import Phase, check
 from llmctl.reconcile.sample import EngineSample
 from llmctl.spec.deployment import DesiredDeployment
+from llmctl.state.intents import Intent, set_scale_override
 from llmctl.state.records import ReplicaRow, delete_replica, put_replica, replicas
 from llmctl.state.store import Store
 
@@ -142,6 +144,31 @@ class Actuator:
             if stopped.phase == "failed":
                 return stopped
         return await self.lifecycle.launch(dep.name, slot, why, row)
+
+    async def intent(self, i: Intent, desired: dict[str, DesiredDeployment]) -> tuple[bool, str]:
+        """Carry out one queued intent, checked again by the rules the CLI and TUI checked it with."""
+        rows = replicas(self.store)
+        problem = check_intent(i.kind, i.target, i.arg, desired, rows)
+        if problem:
+            return False, problem
+        if i.kind == "scale":
+            n = scale_count(i.arg)
+            set_scale_override(self.store, i.target, n)
+            return True, f"pinned to {n} replica(s)" if n is not None else "handed back to the autoscaler"
+        row = next(r for r in rows if r.name == i.target)
+        dep = desired[row.deployment]
+        if i.kind == "stop":
+            out = await self.lifecycle.stop(row, "llmctl stop (requested)")
+            return out.phase == "stopped", out.detail or "stopped"
+        if i.kind == "restart":
+            launched = await self.restart(dep, row.with_(failures=0), "llmctl restart (requested)")
+            if isinstance(launched, ReplicaOutcome):
+                return False, launched.detail
+            return True, f"restarted: pid {launched.pid}"
+        if i.kind == "sleep":
+            self.drain(row, "sleep", "llmctl sleep (requested)")
+            return True, "draining, then sleep"
+        return (await self.wake(dep, row, "llmctl wake (requested)")), "awake"
 
     def _url(self, row: ReplicaRow) -> str:
         return base_url(self.inventory.host(row.host), row.address, row.port)

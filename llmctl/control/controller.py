@@ -37,14 +37,13 @@ from llmctl.errors import LlmctlError
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
 from llmctl.reconcile.actions import Action
-from llmctl.reconcile.intents import check_intent, scale_count
 from llmctl.reconcile.observe import observe
 from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.plan import converged, plan_deployment
 from llmctl.reconcile.restart import RestartPolicy
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import read_desired
-from llmctl.state.intents import Intent, finish, pending, scale_overrides, set_scale_override
+from llmctl.state.intents import finish, pending, scale_overrides
 from llmctl.state.machine_lock import StoreWatch
 from llmctl.state.records import (
     ReplicaRow,
@@ -323,33 +322,9 @@ class Controller:
 
     async def _intents(self, desired: dict[str, DesiredDeployment]) -> None:
         for intent in pending(self.store):
-            ok, result = await self._carry_out(intent, desired)
+            ok, result = await self.actuator.intent(intent, desired)
             finish(self.store, intent.id, ok, result)
             self.event(intent.target, f"{intent.kind}-{'done' if ok else 'failed'}", result)
-
-    async def _carry_out(self, i: Intent, desired: dict[str, DesiredDeployment]) -> tuple[bool, str]:
-        rows = replicas(self.store)
-        problem = check_intent(i.kind, i.target, i.arg, desired, rows)
-        if problem:
-            return False, problem
-        if i.kind == "scale":
-            n = scale_count(i.arg)
-            set_scale_override(self.store, i.target, n)
-            return True, f"pinned to {n} replica(s)" if n is not None else "handed back to the autoscaler"
-        row = next(r for r in rows if r.name == i.target)
-        dep = desired[row.deployment]
-        if i.kind == "stop":
-            out = await self.lifecycle.stop(row, "llmctl stop (requested)")
-            return out.phase == "stopped", out.detail or "stopped"
-        if i.kind == "restart":
-            launched = await self.actuator.restart(dep, row.with_(failures=0), "llmctl restart (requested)")
-            if isinstance(launched, ReplicaOutcome):
-                return False, launched.detail
-            return True, f"restarted: pid {launched.pid}"
-        if i.kind == "sleep":
-            self.actuator.drain(row, "sleep", "llmctl sleep (requested)")
-            return True, "draining, then sleep"
-        return (await self.actuator.wake(dep, row, "llmctl wake (requested)")), "awake"
 
     # -- reconcile ------------------------------------------------------------------------------------------
 
