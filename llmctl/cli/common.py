@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from llmctl.config.inventory import Host, Inventory, load_inventory
-from llmctl.fleet.pool import Fleet
-from llmctl.fleet.ssh import KNOWN_HOSTS_ENV, SSHOptions
+from llmctl.fleet import KNOWN_HOSTS_ENV
 from llmctl.state.store import Store
+
+if TYPE_CHECKING:
+    from llmctl.fleet.pool import Fleet
 
 INVENTORY = typer.Option(Path("inventory/local.yaml"), "-i", "--inventory", help="Inventory YAML.")
 LIMIT = typer.Option(None, "--limit", "-l", help="Hosts or groups, comma-separated (like Ansible's --limit).")
@@ -36,6 +39,9 @@ def select(inventory: Path, limit: str | None) -> tuple[Inventory, list[Host]]:
 
 
 def fleet_for(hosts: list[Host], accept_new: bool, known_hosts: Path | None = None) -> Fleet:
+    from llmctl.fleet.pool import Fleet  # SSH is loaded by the verbs that reach hosts, not by every verb
+    from llmctl.fleet.ssh import SSHOptions
+
     return Fleet(hosts, SSHOptions.from_env(accept_new_host_keys=accept_new, known_hosts=known_hosts))
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from llmctl.cli.common import fleet_for
 from llmctl.cli.output import console
 from llmctl.config.inventory import Inventory
-from llmctl.control.controller import Controller, ControllerConfig
 from llmctl.errors import LlmctlError
 from llmctl.state.machine_lock import machine_lock
 from llmctl.state.records import events, lock_holder, writer_lock
@@ -90,6 +89,11 @@ async def _local(
     def log(subject: str, kind: str, reason: str) -> None:
         if about(subject):
             _say(subject, kind, reason)
+
+    from llmctl.control.controller import (  # the passes need it; following does not
+        Controller,
+        ControllerConfig,
+    )
 
     config = ControllerConfig(interval_s=LOCAL_TICK_S, start_timeout_s=timeout_s)
     async with fleet_for(list(inv.hosts), accept_new, known_hosts) as fleet:

@@ -1,15 +1,65 @@
-"""The `llmctl` command. Each noun lives in its own module; this file only wires them together and turns
-LlmctlError into a one-line message and a non-zero exit, never a traceback."""
+"""The `llmctl` command. Each noun lives in its own module, imported only when its command runs: a verb
+pays for its own libraries (SSH, HTTP, the planner, the simulator), so `llmctl status` answers in a fraction
+of a second. This file only names the commands and turns LlmctlError into a one-line message and a
+non-zero exit, never a traceback."""
 
 from __future__ import annotations
 
+import importlib
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
-from llmctl.cli import batch, controller, demo, hosts, load, operate, perf, plan, provision, rollout, sim, tui
 from llmctl.cli.output import print_error
 from llmctl.errors import LlmctlError
+
+# name -> (module, attribute: a command function or a Typer sub-app), in the order `llmctl --help` lists them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "plan": ("llmctl.cli.plan", "plan_command"),
+    "perf": ("llmctl.cli.perf", "app"),
+    "hosts": ("llmctl.cli.hosts", "app"),
+    "provision": ("llmctl.cli.provision", "provision_command"),
+    "load": ("llmctl.cli.load", "load_command"),
+    "apply": ("llmctl.cli.rollout", "apply_command"),
+    "status": ("llmctl.cli.rollout", "status_command"),
+    "stop": ("llmctl.cli.rollout", "stop_command"),
+    "logs": ("llmctl.cli.operate", "logs_command"),
+    "restart": ("llmctl.cli.operate", "restart_command"),
+    "sleep": ("llmctl.cli.operate", "sleep_command"),
+    "wake": ("llmctl.cli.operate", "wake_command"),
+    "events": ("llmctl.cli.operate", "events_command"),
+    "scale": ("llmctl.cli.operate", "scale_command"),
+    "controller": ("llmctl.cli.controller", "controller_command"),
+    "gateway": ("llmctl.cli.controller", "gateway_command"),
+    "demo": ("llmctl.cli.demo", "demo_command"),
+    "sim": ("llmctl.cli.sim", "app"),
+    "tui": ("llmctl.cli.tui", "tui_command"),
+    "batch": ("llmctl.cli.batch", "app"),
+}
+
+
+class LazyCommands(TyperGroup):
+    """A group that imports a command's module when the command is looked up, not at start."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: the click context
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:  # a click command, or None
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        target = getattr(importlib.import_module(spec[0]), spec[1])
+        if isinstance(target, typer.Typer):
+            command = typer.main.get_command(target)
+        else:
+            single = typer.Typer()
+            single.command(cmd_name)(target)
+            command = typer.main.get_command(single)
+        command.name = cmd_name
+        return command
+
 
 app = typer.Typer(
     name="llmctl",
@@ -17,27 +67,13 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=LazyCommands,
 )
-app.command("plan")(plan.plan_command)
-app.add_typer(perf.app, name="perf")
-app.add_typer(hosts.app, name="hosts")
-app.command("provision")(provision.provision_command)
-app.command("load")(load.load_command)
-app.command("apply")(rollout.apply_command)
-app.command("status")(rollout.status_command)
-app.command("stop")(rollout.stop_command)
-app.command("logs")(operate.logs_command)
-app.command("restart")(operate.restart_command)
-app.command("sleep")(operate.sleep_command)
-app.command("wake")(operate.wake_command)
-app.command("events")(operate.events_command)
-app.command("scale")(operate.scale_command)
-app.command("controller")(controller.controller_command)
-app.command("gateway")(controller.gateway_command)
-app.command("demo")(demo.demo_command)
-app.add_typer(sim.app, name="sim")
-app.command("tui")(tui.tui_command)
-app.add_typer(batch.app, name="batch")
+
+
+@app.callback()
+def _root() -> None:
+    """Control plane and capacity simulator for self-hosted LLM serving."""
 
 
 def main() -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from llmctl.config.inventory import Host
 from llmctl.fleet.facts_parse import GpuFact, HostFacts, parse_facts
-from llmctl.fleet.pool import Fleet
 from llmctl.fleet.provision import venv_dir
 from llmctl.fleet.transport import FleetError, Transport
 from llmctl.planner.placement import HostResources
 from llmctl.state.store import Store
+
+if TYPE_CHECKING:  # only a type here: the commands that read cached facts need no SSH
+    from llmctl.fleet.pool import Fleet
 
 # Values arrive as $1 (model cache), $2 (llmctl venv), $3 (python): never spliced into the script text.
 # Shell built-ins where a program would do: on a fan-out to many hosts every fork counts.

@@ -18,6 +18,7 @@ from asyncssh.known_hosts import match_known_hosts
 
 from llmctl.config.inventory import Host
 from llmctl.engines.shell import render_command
+from llmctl.fleet import KNOWN_HOSTS_ENV
 from llmctl.fleet.transport import (
     CommandResult,
     CommandTimeout,
@@ -27,7 +28,6 @@ from llmctl.fleet.transport import (
     checked,
 )
 
-KNOWN_HOSTS_ENV = "LLMCTL_KNOWN_HOSTS"
 CONNECT_TIMEOUT_S = 10.0
 # Retry connecting (never commands: they may not be idempotent) after 0.5 s, then 1 s.
 CONNECT_RETRIES = (0.5, 1.0)
