@@ -27,7 +27,7 @@ from llmctl.reconcile.actions import (
     drain_outcome,
 )
 from llmctl.reconcile.intents import check_intent, scale_count
-from llmctl.reconcile.phase import Phase, check
+from llmctl.reconcile.phase import Phase, check, parse
 from llmctl.reconcile.sample import EngineSample
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.intents import Intent, set_scale_override
@@ -84,7 +84,7 @@ class Actuator:
 
     def drain(self, row: ReplicaRow, then: DrainThen, why: str) -> None:
         """Stop routing to the replica (the gateway routes only ready ones); `drained` finishes the job."""
-        check(row.name, Phase(row.phase), Phase.DRAINING)
+        check(row.name, parse(row.phase), Phase.DRAINING)
         put_replica(
             self.store, row.with_(phase=Phase.DRAINING, reason=why, drain_then=then, drain_since=time.time())
         )

@@ -343,6 +343,7 @@ class Controller:
         every = replicas(self.store)
         rows = [r for r in every if r.deployment == dep.name]  # orphans too: their slots stay taken
         pinned = scale_overrides(self.store).get(dep.name)
+        surge_before = surge(self.store, dep.name)
         decision = seen = None
         if not dep.stopped and not dep.backfill_for and (pinned is not None or dep.scaling.autoscaled):
             seen, decision = self._decide(dep, rows, pinned)
@@ -351,7 +352,7 @@ class Controller:
             rows,
             every,
             desired,
-            surge=surge(self.store, dep.name),
+            surge=surge_before,
             pinned=pinned,
             decision=decision,
             fill=dep.generation > generation,
@@ -360,7 +361,7 @@ class Controller:
             self.event(dep.name, "scale", decision.reason)
         if self.trace is not None and seen is not None:
             self.trace(dep.name, seen[0], seen[1], tuple(plan.actions))
-        if plan.roll.surge != surge(self.store, dep.name):
+        if plan.roll.surge != surge_before:
             set_surge(self.store, dep.name, plan.roll.surge)
         if plan.roll.halted and self.memory.halted.get(dep.name) != plan.roll.halted:
             self.memory.halted[dep.name] = plan.roll.halted

@@ -1,6 +1,5 @@
-"""A replica's phase as an explicit state machine: one enum, the moves between phases that are legal, and
-which phases the controller never leaves on its own. The store keeps the phase in its own column; the
-reason beside it is words for people, never parsed."""
+"""A replica's phase as an explicit state machine: one enum and the moves between phases that are legal.
+The store keeps the phase in its own column; the reason beside it is words for people, never parsed."""
 
 from __future__ import annotations
 
@@ -48,11 +47,6 @@ TRANSITIONS: dict[Phase, frozenset[Phase]] = {
     Phase.FAILED: frozenset({Phase.STARTING, Phase.STOPPING, Phase.STOPPED, Phase.ORPHANED}),
     Phase.ORPHANED: _ANY_LIVE | {Phase.STOPPING, Phase.STOPPED, Phase.FAILED},
 }
-
-# Phases the controller leaves only when a person acts (llmctl restart, apply, stop).
-TERMINAL: frozenset[Phase] = frozenset({Phase.STOPPED, Phase.FAILED})
-# Phases in which the replica's process holds its GPUs and port.
-HOLDS_GPUS: frozenset[Phase] = _ANY_LIVE - {Phase.BACKOFF} | {Phase.STOPPING, Phase.ORPHANED}
 
 # What the autoscaler counts: a replica in backoff is capacity on its way; one being stopped or orphaned is
 # not capacity at all.

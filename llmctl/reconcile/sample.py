@@ -58,8 +58,9 @@ class EngineSample:
     e2e: Histogram = field(default_factory=Histogram)
 
 
-# vLLM's bucket bounds for time_to_first_token_seconds (vllm/v1/metrics/loggers.py); the simulator fills
-# the same buckets, so its p95 carries the same interpolation error as the live one.
+# vLLM's bucket bounds for time_to_first_token_seconds (vllm/v1/metrics/loggers.py), +Inf last: the emulated
+# engine exposes them and the simulator fills them, so its p95 carries the same interpolation error as the
+# live one.
 TTFT_BUCKETS_S: tuple[float, ...] = (
     0.001,
     0.005,

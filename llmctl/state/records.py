@@ -139,8 +139,9 @@ def last_active(store: Store) -> dict[str, float]:
     for name, at in store.db.execute("SELECT name, applied_at FROM deployments"):
         out[name] = float(at)
     for table, column in (("deployment_status", "last_active_at"), ("gateway_demand", "last_request_at")):
-        key = "deployment"
-        for name, at in store.db.execute(f"SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL"):
+        for name, at in store.db.execute(
+            f"SELECT deployment, {column} FROM {table} WHERE {column} IS NOT NULL"
+        ):
             if name in out:
                 out[name] = max(out[name], float(at))
     return out

@@ -7,15 +7,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from llmctl.engines.emulator.config import EmulatorConfig
 from llmctl.engines.emulator.vllm_metrics import INTER_TOKEN, REQUEST_LATENCY, VllmMetrics
 from llmctl.engines.metric_names import METRICS
+from llmctl.reconcile.sample import TTFT_BUCKETS_S
 
 # The engines' own bucket bounds (vLLM V1 loggers.py, SGLang metrics_collector.py), so histogram_quantile
 # over an emulated replica interpolates exactly as it would over a real one.
 BUCKETS: dict[str, dict[str, tuple[float, ...]]] = {
     "vllm": {
-        "ttft": (
-            0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0,
-            40.0, 80.0, 160.0, 640.0, 2560.0,
-        ),
+        "ttft": TTFT_BUCKETS_S[:-1],  # prometheus_client adds +Inf itself
         "itl": INTER_TOKEN,
         "e2e": REQUEST_LATENCY,
     },
