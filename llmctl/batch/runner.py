@@ -14,7 +14,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from llmctl.batch.retry import (
     retry_after,
 )
 from llmctl.batch.summary import Counters
+from llmctl.engines.api_key import auth_headers
 from llmctl.errors import LlmctlError
 from llmctl.gateway.routing import make_router
 
@@ -89,15 +90,19 @@ class BatchRunner:
         output: OutputFile,
         counters: Counters,
         *,
-        refresh: Callable[[], list[str]] | None = None,
+        refresh: Callable[[], Sequence[str] | Mapping[str, str | None]] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
+        """`keys`: replica URL -> that replica's own API key, sent instead of `options.api_key` (the
+        deployment's, for the gateway); `refresh` returns the URLs, or each URL with its key."""
         self.options = options
         self.output = output
         self.counters = counters
         self.refresh = refresh
         self.pool = ReplicaPool(urls, make_router(options.route), options.cooloff)
+        self._keys = dict(keys or {})
         self.outcome = Outcome()
         self._transport = transport
         self._rng = rng or random.Random()
@@ -177,7 +182,10 @@ class BatchRunner:
                 await asyncio.wait_for(self._stop.wait(), self.options.refresh_s)
             if self._stop.is_set():
                 break
-            self.pool.set_urls(self.refresh())
+            got = self.refresh()
+            if isinstance(got, Mapping):
+                self._keys = {url: key for url, key in got.items() if key}
+            self.pool.set_urls(list(got))
 
     async def _worker(self) -> None:
         async with httpx.AsyncClient(**self._client_args) as client:
@@ -256,7 +264,9 @@ class BatchRunner:
         self, client: httpx.AsyncClient, replica: Replica, path: str, body: dict[str, Any]
     ) -> _Attempt:
         try:
-            response = await client.post(replica.url + path, json=body)
+            key = self._keys.get(replica.url)
+            headers = auth_headers(key) if key else None  # else the client's: the deployment's key
+            response = await client.post(replica.url + path, json=body, headers=headers)
         except httpx.ConnectError as exc:
             return _Attempt(classify_failure(Failure.CONNECT), detail=str(exc))
         except httpx.ConnectTimeout as exc:

@@ -142,7 +142,9 @@ async def execute(
         refresh = None
         if prep.target.in_store and not (spec.urls or spec.gateway):
             refresh = refresher(prep.store, spec.deployment, prep.inventory)
-        runner = BatchRunner(prep.target.urls, options, output, counters, refresh=refresh)
+        runner = BatchRunner(
+            prep.target.urls, options, output, counters, refresh=refresh, keys=prep.target.keys
+        )
         started = time.monotonic()
         ticker = None
         if on_tick is not None:

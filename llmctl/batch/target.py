@@ -17,7 +17,7 @@ from llmctl.engines.emulator.startup import profile_of
 from llmctl.errors import LlmctlError
 from llmctl.spec.deployment import DesiredDeployment, Slot
 from llmctl.state.desired import load_desired
-from llmctl.state.records import ReplicaRow, replicas
+from llmctl.state.records import ReplicaRow, replica_keys, replicas
 from llmctl.state.store import Store
 
 
@@ -30,6 +30,7 @@ class Target:
     price_per_gpu_hour: float | None = None
     api_key_env: str | None = None
     in_store: bool = False
+    keys: dict[str, str] = field(default_factory=dict)  # url -> that replica's own API key
 
 
 def engine_args(slot: Slot) -> list[str]:
@@ -76,8 +77,14 @@ def _url(row: ReplicaRow, host: Host | None) -> str:
     return base_url(host, row.address, row.port) if host else f"http://{row.address}:{row.port}"
 
 
-def ready_urls(store: Store, deployment: str, inventory: Inventory | None) -> list[str]:
-    return [_url(r, _host(inventory, r.host)) for r in replicas(store, deployment) if r.phase == "ready"]
+def ready_endpoints(store: Store, deployment: str, inventory: Inventory | None) -> dict[str, str | None]:
+    """The ready replicas' base URLs, each with its API key (replicas on SSH hosts have one)."""
+    keys = replica_keys(store)
+    return {
+        _url(r, _host(inventory, r.host)): keys.get(r.name)
+        for r in replicas(store, deployment)
+        if r.phase == "ready"
+    }
 
 
 def from_store(store: Store, deployment: str, inventory: Inventory | None) -> Target | None:
@@ -100,9 +107,11 @@ def from_store(store: Store, deployment: str, inventory: Inventory | None) -> Ta
         gpus += count
         if host is not None and host.gpu_price is not None:
             prices.extend([host.gpu_price] * count)
+    ready = ready_endpoints(store, deployment, inventory)
     return Target(
         deployment=deployment,
-        urls=ready_urls(store, deployment, inventory),
+        urls=list(ready),
+        keys={u: k for u, k in ready.items() if k},
         shapes=shapes,
         gpus=gpus,
         price_per_gpu_hour=sum(prices) / len(prices) if prices and len(prices) == gpus else None,
@@ -111,15 +120,17 @@ def from_store(store: Store, deployment: str, inventory: Inventory | None) -> Ta
     )
 
 
-def refresher(store: Store, deployment: str, inventory: Inventory | None) -> Callable[[], list[str]]:
-    """Re-reads the ready replicas (the controller restarts, scales, sleeps and wakes them)."""
-    last: list[str] = ready_urls(store, deployment, inventory)
+def refresher(
+    store: Store, deployment: str, inventory: Inventory | None
+) -> Callable[[], dict[str, str | None]]:
+    """Re-reads the ready replicas and their keys (the controller restarts, scales, sleeps and wakes them)."""
+    last = ready_endpoints(store, deployment, inventory)
 
-    def refresh() -> list[str]:
+    def refresh() -> dict[str, str | None]:
         nonlocal last
         # A store busy past its timeout (a long write elsewhere): keep the replicas known so far.
         with contextlib.suppress(sqlite3.Error):
-            last = ready_urls(store, deployment, inventory)
+            last = ready_endpoints(store, deployment, inventory)
         return last
 
     return refresh

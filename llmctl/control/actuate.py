@@ -31,7 +31,7 @@ from llmctl.reconcile.phase import Phase, check, parse
 from llmctl.reconcile.sample import EngineSample
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.intents import Intent, set_scale_override
-from llmctl.state.records import ReplicaRow, delete_replica, put_replica, replicas
+from llmctl.state.records import ReplicaRow, delete_replica, put_replica, replica_key, replicas
 from llmctl.state.store import Store
 
 Event = Callable[[str, str, str], None]
@@ -104,7 +104,7 @@ class Actuator:
             return
         note = f"{busy} request(s) still running after {self.drain_timeout_s:g} s" if busy else "idle"
         if outcome == "sleep" and dep is not None:
-            problem = await set_sleeping(self.client, self._url(row), dep.flavour, True)
+            problem = await set_sleeping(self.client, self._url(row), dep.flavour, True, self._key(row))
             if not problem:
                 put_replica(self.store, row.with_(phase=Phase.SLEEPING, drain_then="", drain_since=None))
                 self.event(
@@ -122,7 +122,7 @@ class Actuator:
     async def wake(self, dep: DesiredDeployment, row: ReplicaRow, why: str) -> bool:
         put_replica(self.store, row.with_(phase=Phase.WAKING, reason=why))
         started = time.monotonic()
-        problem = await set_sleeping(self.client, self._url(row), dep.flavour, False)
+        problem = await set_sleeping(self.client, self._url(row), dep.flavour, False, self._key(row))
         if problem:
             self.event(row.name, "wake-failed", f"{problem}; stopping it so its slot can cold-start")
             await self.lifecycle.stop(row, "wake-up failed")
@@ -172,3 +172,6 @@ class Actuator:
 
     def _url(self, row: ReplicaRow) -> str:
         return base_url(self.inventory.host(row.host), row.address, row.port)
+
+    def _key(self, row: ReplicaRow) -> str | None:
+        return replica_key(self.store, row.name)

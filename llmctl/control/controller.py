@@ -52,6 +52,7 @@ from llmctl.state.records import (
     put_replica,
     reconciled_generation,
     record_event,
+    replica_key,
     replicas,
     set_last_active,
     set_reconciled,
@@ -233,7 +234,8 @@ class Controller:
             if time.time() >= (row.retry_at or 0.0):
                 await self._restart(row, dep, row.reason)
             return
-        p = await probe(self.client, base_url(host, row.address, row.port), dep.flavour)
+        key = replica_key(self.store, row.name)
+        p = await probe(self.client, base_url(host, row.address, row.port), dep.flavour, key)
         now = time.time()
         if p.healthy:
             self.memory.health_failures.pop(row.name, None)

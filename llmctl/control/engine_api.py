@@ -10,6 +10,7 @@ import httpx
 
 from llmctl.config.inventory import Host
 from llmctl.control.scrape import EngineSample, parse_engine_metrics
+from llmctl.engines.api_key import auth_headers
 
 
 @dataclass(frozen=True)
@@ -43,16 +44,18 @@ class Probe:
     problem: str = ""
 
 
-async def probe(client: httpx.AsyncClient, url: str, flavour: str) -> Probe:
+async def probe(client: httpx.AsyncClient, url: str, flavour: str, key: str | None = None) -> Probe:
+    """`key`: the replica's API key (SGLang asks for it on /metrics' neighbours; sent on every call)."""
     paths = ENDPOINTS[flavour]
+    headers = auth_headers(key)
     try:
-        health = await client.get(url + paths.health)
+        health = await client.get(url + paths.health, headers=headers)
     except httpx.HTTPError as exc:
         return Probe(False, problem=f"health check failed: {type(exc).__name__}")
     if health.status_code != 200:
         return Probe(False, problem=f"health check answered {health.status_code}")
     try:
-        metrics = await client.get(url + paths.metrics)
+        metrics = await client.get(url + paths.metrics, headers=headers)
         if metrics.status_code != 200:
             return Probe(True, problem=f"/metrics answered {metrics.status_code}")
         return Probe(True, parse_engine_metrics(metrics.text, flavour), metrics.text)
@@ -60,11 +63,15 @@ async def probe(client: httpx.AsyncClient, url: str, flavour: str) -> Probe:
         return Probe(True, problem=f"/metrics unreadable: {exc}")
 
 
-async def set_sleeping(client: httpx.AsyncClient, url: str, flavour: str, asleep: bool) -> str:
-    """Put a replica to sleep or wake it; returns '' or what went wrong."""
+async def set_sleeping(
+    client: httpx.AsyncClient, url: str, flavour: str, asleep: bool, key: str | None = None
+) -> str:
+    """Put a replica to sleep or wake it; returns '' or what went wrong. `key`: the replica's API key."""
     paths = ENDPOINTS[flavour]
     try:
-        r = await client.post(url + (paths.sleep if asleep else paths.wake), timeout=300.0)
+        r = await client.post(
+            url + (paths.sleep if asleep else paths.wake), timeout=300.0, headers=auth_headers(key)
+        )
     except httpx.HTTPError as exc:
         return f"{'sleep' if asleep else 'wake-up'} request failed: {type(exc).__name__}"
     if r.status_code != 200:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
-from llmctl.engines.shell import render_command
+from llmctl.engines.api_key import KEY_FILES
+from llmctl.engines.shell import ENV_NAME, render_command
 
 # Seconds between SIGTERM and SIGKILL: engines release GPU memory and finish in-flight work on SIGTERM.
 STOP_GRACE_S = 30
@@ -85,10 +86,20 @@ def start_argv(
     env: Mapping[str, str],
     bin_dir: str | None = None,
     port: int | None = None,
+    key_file: str | None = None,
+    key_env: str | None = None,
 ) -> list[str]:
     """Start `argv` detached (new session, no terminal) unless the replica already runs; prints its pid.
     Leftovers of an earlier run (orphaned engine children) are ended first, and must be gone (else exit
-    LEFTOVERS). With `port`, refuses (exit PORT_TAKEN) when another process already accepts connections there."""
+    LEFTOVERS). With `port`, refuses (exit PORT_TAKEN) when another process already accepts connections there.
+    `key_file`: the command's standard input is the API key file's text, written to RUN_DIR/`key_file`
+    readable by its owner alone (only when starting: an adopted replica keeps the key it runs with);
+    `key_env` names the variable the engine reads it from, set from that file by the shell that becomes the
+    engine. Without a key, key files of an earlier run are removed."""
+    if key_env is not None and not ENV_NAME.fullmatch(key_env):
+        raise ValueError(f"environment variable name {key_env!r} is not a shell identifier")
+    if key_file is not None and key_file not in KEY_FILES:
+        raise ValueError(f"key file {key_file!r} is not one of {KEY_FILES}")
     d = shell_path(run_dir)
     path = f'PATH={shell_path(bin_dir)}:"$PATH"; export PATH; ' if bin_dir else ""
     probe = (
@@ -111,7 +122,13 @@ def start_argv(
                 *(f"{k}={v}" for k, v in env.items()),
                 "sh",
                 "-c",
-                'echo $$ > pid; exec "$@"',
+                "echo $$ > pid; "
+                + (
+                    f"{key_env}=$(cat {key_file}) || exit 97; export {key_env}; "
+                    if key_env and key_file
+                    else ""
+                )
+                + 'exec "$@"',
                 "sh",
                 *argv,
             ]
@@ -124,7 +141,12 @@ def start_argv(
         'if [ -n "$left" ]; then echo "processes of the previous run survive SIGKILL: $left" >&2; '
         f"exit {LEFTOVERS}; fi; "
         'cd "$d" || exit 97; '
-        f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
+        + (
+            f"(umask 077 && rm -f {key_file} && cat > {key_file}) || exit 97; "
+            if key_file
+            else f"rm -f {' '.join(KEY_FILES)}; "
+        )
+        + f"{path}{probe}printf '%s\\n' {shlex.quote(command)} > cmd; "
         f"rm -f pid; {detached} > log 2>&1 < /dev/null & "
         "i=0; while [ ! -s pid ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
         '[ -s pid ] || { echo "the engine process did not start" >&2; exit 97; }; echo "started $(cat pid)"'

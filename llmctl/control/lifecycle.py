@@ -9,6 +9,7 @@ host (a replica whose process still runs is adopted, not started twice).
 from __future__ import annotations
 
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -17,13 +18,14 @@ from pathlib import Path
 
 from llmctl.config.inventory import Host, Inventory
 from llmctl.control.launch import log_tail_argv, start_argv, stop_argv
+from llmctl.engines.api_key import delivery
 from llmctl.engines.emulated import TIME_SCALE_ENV
 from llmctl.engines.startup_errors import recognise
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
 from llmctl.reconcile.phase import Phase
 from llmctl.spec.deployment import Slot
-from llmctl.state.records import ReplicaRow, delete_replica, put_replica
+from llmctl.state.records import ReplicaRow, delete_replica, put_replica, put_replica_key, replica_key
 from llmctl.state.store import Store
 
 Event = Callable[[str, str, str], None]
@@ -105,14 +107,30 @@ class Lifecycle:
             reason,
             failures=before.failures if before else 0,
         )
+        argv, key_text, key_file, key_env = list(slot.argv), None, None, None
+        if host.connection != "local":
+            # Beyond loopback anyone who reaches the host reaches the engine: it answers only the holders of
+            # its own key (the gateway, batch jobs and the controller, from the store), kept for the
+            # replica's life so that a replica adopted after a controller restart still matches.
+            key = replica_key(self.store, slot.name) or secrets.token_urlsafe(32)
+            put_replica_key(self.store, slot.name, key)
+            how = delivery(slot.flavour)
+            argv, key_text, key_file, key_env = [*argv, *how.argv], how.file_text(key), how.file, how.env
         put_replica(self.store, row)
         try:
             out = await self.fleet.transport(host).run(
                 start_argv(
-                    run_dir(host, slot.name), list(slot.argv), env, bin_dir(host, slot.engine), port=slot.port
+                    run_dir(host, slot.name),
+                    argv,
+                    env,
+                    bin_dir(host, slot.engine),
+                    port=slot.port,
+                    key_file=key_file,
+                    key_env=key_env,
                 ),
                 timeout=60,
                 check=True,
+                input=key_text,
             )
         except FleetError as exc:
             why = f"could not start: {exc.problem}"

@@ -10,7 +10,7 @@ import re
 import shlex
 from collections.abc import Mapping, Sequence
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Words the shell parses specially when they start a command, even though shlex.quote leaves them bare.
 _RESERVED = frozenset(
     {
@@ -57,7 +57,7 @@ def render_command(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         raise ValueError("cannot render an empty command")
     words = []
     for key, value in (env or {}).items():
-        if not _ENV_NAME.fullmatch(key):
+        if not ENV_NAME.fullmatch(key):
             raise ValueError(f"environment variable name {key!r} is not a shell identifier")
         words.append(f"{key}={_quote(value)}")
     words.append(_quote_command(argv[0]))

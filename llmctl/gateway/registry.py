@@ -15,6 +15,7 @@ class Endpoint:
     name: str
     url: str  # base URL, e.g. http://127.0.0.1:8000
     outstanding: int = 0
+    key: str | None = None  # the replica's own API key (replicas on SSH hosts); never the client's
 
 
 @dataclass
@@ -67,13 +68,17 @@ class Registry:
         self.deployments[name] = routes
         return routes
 
-    def set_endpoints(self, deployment: str, endpoints: Iterable[tuple[str, str]]) -> None:
-        """Replace the ready replicas of a deployment; outstanding counts survive for replicas that stay."""
+    def set_endpoints(
+        self, deployment: str, endpoints: Iterable[tuple[str, str] | tuple[str, str, str | None]]
+    ) -> None:
+        """Replace the ready replicas of a deployment, each (name, url) or (name, url, its API key);
+        outstanding counts survive for replicas that stay."""
         routes = self.deployments[deployment]
         new = {}
-        for name, url in endpoints:
+        for name, url, *rest in endpoints:
+            key = rest[0] if rest else None
             old = routes.endpoints.get(name)
-            new[name] = old if old and old.url == url else Endpoint(name, url)
+            new[name] = old if old and old.url == url and old.key == key else Endpoint(name, url, key=key)
         routes.endpoints = new
         if new:
             routes.ready.set()

@@ -22,6 +22,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from llmctl.engines.api_key import auth_headers
 from llmctl.errors import LlmctlError
 from llmctl.gateway.metrics import GatewayMetrics
 from llmctl.gateway.registry import DeploymentRoutes, Endpoint, Registry
@@ -266,7 +267,9 @@ class Gateway:
         self, request: web.Request, routes: DeploymentRoutes, endpoint: Endpoint, raw: bytes, started: float
     ) -> web.StreamResponse:
         assert self._session is not None
+        # The client's own Authorization is never passed on: the replica asks for its key, if any.
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_HEADERS}
+        headers |= auth_headers(endpoint.key)
         endpoint.outstanding += 1
         self.metrics.in_flight.labels(routes.name).inc()
         try:

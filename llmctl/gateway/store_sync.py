@@ -24,7 +24,7 @@ from llmctl.gateway.registry import Registry
 from llmctl.gateway.routing import make_router
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import DesiredState, read_desired
-from llmctl.state.records import ReplicaRow, record_event, replicas
+from llmctl.state.records import ReplicaRow, record_event, replica_keys, replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, put_demand
 
@@ -35,6 +35,7 @@ class _Read:
 
     state: DesiredState
     rows: list[ReplicaRow]
+    keys: dict[str, str]  # replica -> its API key
 
 
 class StoreSync:
@@ -86,7 +87,7 @@ class StoreSync:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
     def _read(self, store: Store) -> _Read:
-        return _Read(read_desired(store), replicas(store))
+        return _Read(read_desired(store), replicas(store), replica_keys(store))
 
     def _apply(self, read: _Read) -> tuple[list[tuple[str, GatewayDemand]], list[tuple[str, str, str]]]:
         """Update the routes from what was read (on the event loop: handlers read the registry); returns the
@@ -115,10 +116,13 @@ class StoreSync:
         for name in set(self.registry.deployments) - set(desired) - set(read.state.unreadable):
             self.registry.set_endpoints(name, [])
             del self.registry.deployments[name]
-        ready: dict[str, list[tuple[str, str]]] = {n: [] for n in desired if n in self.registry.deployments}
+        ready: dict[str, list[tuple[str, str, str | None]]] = {
+            n: [] for n in desired if n in self.registry.deployments
+        }
         for row in read.rows:
             if row.phase == "ready" and row.deployment in ready:
-                ready[row.deployment].append((row.name, self._url(row.host, row.address, row.port)))
+                url = self._url(row.host, row.address, row.port)
+                ready[row.deployment].append((row.name, url, read.keys.get(row.name)))
         for name, endpoints in ready.items():
             self.registry.set_endpoints(name, endpoints)
         now = time.time()

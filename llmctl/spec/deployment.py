@@ -44,6 +44,16 @@ class Slot:
     # batch sizing model the replica by. None in stores written before slots carried it.
     shape: Shape | None = None
 
+    @property
+    def flavour(self) -> str:
+        """The engine's API (vllm | sglang); an emulated replica speaks that of the engine it emulates."""
+        if self.engine != "emulated":
+            return self.engine
+        if self.shape is not None:
+            return self.shape.flavour
+        argv = list(self.argv)
+        return argv[argv.index("--flavour") + 1] if "--flavour" in argv[:-1] else "vllm"
+
 
 @dataclass(frozen=True)
 class ScalingSpec:

@@ -139,4 +139,12 @@ MIGRATIONS: tuple[str, ...] = (
         surge TEXT NOT NULL DEFAULT ''  -- a rolling replace's extra replica on a spare slot, while it lasts
     );
     """,
+    # 8: the API key of each replica on an SSH host (the engine listens beyond loopback there, so it needs
+    # one). Apart from the replica rows, which are printed and exported, so a key never leaves with them.
+    """
+    CREATE TABLE replica_keys (
+        replica TEXT PRIMARY KEY,
+        key TEXT NOT NULL
+    );
+    """,
 )

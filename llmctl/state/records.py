@@ -99,7 +99,23 @@ def replicas(store: Store, deployment: str | None = None) -> list[ReplicaRow]:
 
 
 def delete_replica(store: Store, name: str) -> None:
-    store.db.execute("DELETE FROM replicas WHERE name = ?", (name,))
+    with store.transaction():
+        store.db.execute("DELETE FROM replicas WHERE name = ?", (name,))
+        store.db.execute("DELETE FROM replica_keys WHERE replica = ?", (name,))
+
+
+def replica_key(store: Store, name: str) -> str | None:
+    row = store.db.execute("SELECT key FROM replica_keys WHERE replica = ?", (name,)).fetchone()
+    return str(row[0]) if row else None
+
+
+def put_replica_key(store: Store, name: str, key: str) -> None:
+    store.db.execute("INSERT OR REPLACE INTO replica_keys (replica, key) VALUES (?, ?)", (name, key))
+
+
+def replica_keys(store: Store) -> dict[str, str]:
+    """Every replica's API key by replica name: what the gateway and batch jobs send to the engine."""
+    return {str(n): str(k) for n, k in store.db.execute("SELECT replica, key FROM replica_keys")}
 
 
 def reconciled_generation(store: Store, deployment: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -37,6 +38,12 @@ class Store:
         except (OSError, sqlite3.Error) as exc:
             raise LlmctlError(f"cannot open the state store {self.path}: {exc}") from None
         self.db.execute("PRAGMA journal_mode=WAL")
+        # The store holds the replicas' API keys: readable by its owner alone (sqlite creates the WAL and
+        # shared-memory files with the database's mode).
+        with contextlib.suppress(OSError):
+            info = self.path.stat()
+            if info.st_mode & 0o077 and info.st_uid == os.getuid():
+                self.path.chmod(0o600)
         # In WAL mode NORMAL is still crash-safe (no corruption); it skips an fsync per commit, which
         # matters when a fan-out records one row per host.
         self.db.execute("PRAGMA synchronous=NORMAL")

@@ -23,6 +23,8 @@ import httpx
 import pytest
 import yaml
 
+from llmctl.state.records import replica_keys
+from llmctl.state.store import Store
 from llmctl.testing.local_fleet import LocalFleet, wait_for
 from llmctl.testing.sshd_hosts import SshdHosts
 
@@ -74,6 +76,7 @@ class SshFleet(LocalFleet):
         self.vars = {**hosts.env(self.state), "LLMCTL_EMULATOR_TIME_SCALE": "0.01"}
         self.inventory = hosts.inventory
         self.interval_s = INTERVAL_S
+        self.home = hosts.home
 
 
 @pytest.fixture
@@ -83,6 +86,11 @@ def fleet(tmp_path: Path, ssh_hosts: SshdHosts, host_venv: Path) -> Iterator[Ssh
     if f.controller is not None:
         f.stop_controller()
     f.llmctl("stop", "--all", "-i", str(f.inventory))
+
+
+def fleet_dir(fleet: SshFleet) -> Path:
+    """Where the replicas of host gpu8 run (its workdir under the test user's home)."""
+    return fleet.home / ".llmctl" / "gpu8" / "replicas"
 
 
 def playbook(tmp_path: Path) -> Path:
@@ -96,7 +104,9 @@ def playbook(tmp_path: Path) -> Path:
         "placement": {"hosts": ["gpu8"]},
         "scaling": {"min_replicas": 2},
     }
-    path.write_text(yaml.safe_dump({"deployments": [dep]}))
+    # SGLang takes its key differently (a --config file): one replica of it proves that path.
+    sg = {**dep, "name": "sg", "emulate": "sglang", "scaling": {"min_replicas": 1}}
+    path.write_text(yaml.safe_dump({"deployments": [dep, sg]}))
     return path
 
 
@@ -104,17 +114,38 @@ def test_runtime_on_ssh_hosts(fleet: SshFleet, tmp_path: Path) -> None:
     pb = playbook(tmp_path)
     fleet.apply(pb)
     rows = fleet.rows()
-    assert {r.phase for r in rows.values()} == {"ready"} and len(rows) == 2
+    assert {r.phase for r in rows.values()} == {"ready"} and len(rows) == 3
     assert {r.host for r in rows.values()} == {"gpu8"}
 
     # Served through the gateway, plain and streaming.
     fleet.start_controller()
     base = f"http://127.0.0.1:{fleet.gateway_port}/v1"
     models = httpx.get(f"{base}/models", timeout=10).json()
-    assert [m["id"] for m in models["data"]] == ["chat"]
+    assert sorted(m["id"] for m in models["data"]) == ["chat", "sg"]
     chat = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
     answer = httpx.post(f"{base}/chat/completions", json=chat, timeout=30).json()
     assert answer["usage"]["completion_tokens"] == 8
+    sg_answer = httpx.post(f"{base}/chat/completions", json={**chat, "model": "sg"}, timeout=30)
+    assert sg_answer.status_code == 200, sg_answer.text
+
+    # Replicas on SSH hosts listen beyond loopback, so each answers only its own key, which the gateway
+    # holds (above) and no process listing, log or status output shows.
+    store = Store(fleet.state)
+    keys = replica_keys(store)
+    store.close()
+    assert set(keys) == set(rows) and len(set(keys.values())) == 3
+    for name, probe_path in (("chat-0", "/v1/models"), ("sg-0", "/get_model_info")):
+        direct = f"http://{rows[name].address}:{rows[name].port}{probe_path}"
+        assert httpx.get(direct, timeout=10).status_code == 401
+        auth = {"Authorization": f"Bearer {keys[name]}"}
+        assert httpx.get(direct, headers=auth, timeout=10).status_code == 200
+    listing = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    logs = "".join(p.read_text() for p in fleet_dir(fleet).rglob("log"))
+    shown = fleet.llmctl("status", "--json", "-i", str(fleet.inventory)).stdout + json.dumps(
+        [e.reason for e in fleet.events()]
+    )
+    for key in keys.values():
+        assert key not in listing and key not in logs and key not in shown
     with httpx.stream("POST", f"{base}/chat/completions", json={**chat, "stream": True}, timeout=30) as r:
         chunks = [line for line in r.iter_lines() if line.startswith("data: ") and line != "data: [DONE]"]
     assert len(chunks) >= 8 and all("choices" in json.loads(c[6:]) for c in chunks)
@@ -137,7 +168,7 @@ def test_runtime_on_ssh_hosts(fleet: SshFleet, tmp_path: Path) -> None:
     fleet.start_controller()
     wait_for(
         "adoption",
-        lambda: len([e for e in fleet.events() if e.kind == "adopted" and e.at >= restart_at]) == 2,
+        lambda: len([e for e in fleet.events() if e.kind == "adopted" and e.at >= restart_at]) == 3,
     )
     time.sleep(3 * INTERVAL_S)  # several ticks: none may start anything
     assert {n: r.pid for n, r in fleet.rows().items()} == before

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from llmctl.catalog.gpus import get_gpu
 from llmctl.catalog.models import Model
 from llmctl.config.models import resolve_model
@@ -42,7 +44,7 @@ class EmulatorConfig:
     draft_tokens: int  # tokens drafted per step (vLLM num_speculative_tokens, SGLang --speculative-num-steps)
     sleep_mode: bool  # vLLM --enable-sleep-mode (with VLLM_SERVER_DEV_MODE=1) / SGLang --enable-memory-saver
     metrics: bool  # SGLang serves /metrics only with --enable-metrics
-    api_keys: tuple[str, ...]  # vLLM takes several (--api-key A B); empty: /v1 is open
+    api_keys: tuple[str, ...]  # vLLM takes several (--api-key A B); empty: no key is asked for
     gpu: str
     time_scale: float
     kv_cache_dtype: str = "auto"  # the flag as given (vLLM reports it in cache_config_info)
@@ -141,7 +143,7 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         draft_tokens=max(1, draft_tokens),
         sleep_mode=sleep,
         metrics=metrics,
-        api_keys=_api_keys(flavour, v.get("api_key"), env),
+        api_keys=_api_keys(flavour, v.get("api_key") or _config_file_key(flavour, v.get("config")), env),
         gpu=_gpu(env.get(GPU_ENV) or DEFAULT_GPU),
         time_scale=_time_scale(env.get(TIME_SCALE_ENV) or "1.0"),
         kv_cache_dtype=kv,
@@ -180,9 +182,23 @@ def _time_scale(raw: str) -> float:
     return scale
 
 
+def _config_file_key(flavour: str, path: object) -> object:
+    """SGLang's `--config FILE`: a YAML mapping of its flags, under which the command line's win. The
+    emulator reads the one llmctl writes there, the API key (llmctl.engines.api_key)."""
+    if flavour != "sglang" or not path:
+        return None
+    try:
+        data = yaml.safe_load(Path(str(path)).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"the config file {path} is not a mapping of flags")
+    return data.get("api-key") or data.get("api_key")
+
+
 def _api_keys(flavour: str, raw: object, env: Mapping[str, str]) -> tuple[str, ...]:
-    if flavour != "vllm":
-        return ()  # SGLang's --api-key guards differently; the emulator does not model it
+    if flavour == "sglang":
+        return (str(raw),) if raw else ()  # one key; SGLang reads no environment variable for it
     if isinstance(raw, list):
         return tuple(str(k) for k in raw)
     if raw:

@@ -119,7 +119,12 @@ class EmulatorApp:
     async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         keys = self.config.api_keys
         given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if keys and request.path.startswith("/v1") and given not in keys:
+        if self.config.flavour == "sglang":
+            # SGLang guards every route but the health and metrics ones (and CORS preflights).
+            guarded = request.method != "OPTIONS" and not request.path.startswith(("/health", "/metrics"))
+        else:
+            guarded = request.path.startswith("/v1")  # vLLM guards its OpenAI routes only
+        if keys and guarded and given not in keys:
             return json_response({"error": "Unauthorized"}, 401)
         return await handler(request)
 

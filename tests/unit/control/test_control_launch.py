@@ -141,3 +141,38 @@ def test_stop_without_a_pid_file_still_ends_orphans(tmp_path: Path) -> None:
     (Path(run_dir) / "pid").unlink()
     assert sh(stop_argv(run_dir, grace_s=1), tmp_path) == "stopped orphans"
     assert not any(_alive(p) for p in children)
+
+
+def test_the_api_key_reaches_the_engine_from_a_private_file_never_through_argv(tmp_path: Path) -> None:
+    """The key arrives on stdin, lands in RUN_DIR/key (mode 0600) and in the engine's environment; no
+    command line of the launch (the script's, the engine's) carries it, nor does the recorded `cmd`."""
+    key = "k3y-" + "s" * 40
+    run_dir = str(tmp_path / "r")
+    program = [
+        sys.executable,
+        "-c",
+        "import os,time; print('key', os.environ['VLLM_API_KEY'] == open('key').read(), flush=True); "
+        "time.sleep(600)",
+    ]
+    argv = start_argv(run_dir, program, {}, key_file="key", key_env="VLLM_API_KEY")
+    assert not any(key in word for word in argv)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(argv, input=key, capture_output=True, text=True, env=env, timeout=60, check=True)
+    pid = int(done.stdout.split()[-1])
+    d = tmp_path / "r"
+    assert (d / "key").stat().st_mode & 0o777 == 0o600
+    assert (d / "key").read_text() == key
+    assert key not in (d / "cmd").read_text()
+    for _ in range(200):
+        if "key" in (d / "log").read_text():
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert (d / "log").read_text().strip() == "key True"
+    assert key.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    # Adopted rather than started again: the running engine keeps its key, the file is not rewritten.
+    again = subprocess.run(argv, input="other", capture_output=True, text=True, env=env, timeout=60)
+    assert again.stdout.strip() == f"running {pid}" and (d / "key").read_text() == key
+    assert sh(stop_argv(run_dir, grace_s=5), tmp_path) == f"stopped {pid}"
+    # Started again without a key (the host became local): the old key file goes.
+    out = sh(start_argv(run_dir, [sys.executable, "-c", "print(1)"], {}), tmp_path)
+    assert out.startswith("started ") and not (d / "key").exists()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from llmctl.engines.api_key import delivery
 from llmctl.engines.emulator.config import parse_config
 from llmctl.engines.emulator.startup import prepare
 
@@ -61,6 +63,27 @@ async def test_api_key_guards_v1_only(emulator: Factory) -> None:
     assert (await client.get("/v1/models")).status == 401
     assert (await client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})).status == 200
     assert (await client.get("/health")).status == 200 and (await client.get("/metrics")).status == 200
+
+
+async def test_vllm_key_from_its_environment_variable(emulator: Factory) -> None:
+    client = await emulator("vllm", VLLM, {"VLLM_API_KEY": "from-env"})
+    assert (await client.get("/v1/models")).status == 401
+    assert (await client.get("/v1/models", headers={"Authorization": "Bearer from-env"})).status == 200
+
+
+async def test_sglang_key_from_its_config_file_guards_all_but_health_and_metrics(
+    emulator: Factory, tmp_path: Path
+) -> None:
+    """What llmctl hands an SGLang replica on an SSH host: `--config key.yaml` holding `api-key`."""
+    config = tmp_path / "key.yaml"
+    config.write_text(delivery("sglang").file_text('k"ey: #1'))
+    client = await emulator("sglang", [*SGLANG, "--enable-metrics", "--config", str(config)])
+    auth = {"Authorization": 'Bearer k"ey: #1'}
+    for path in ("/v1/models", "/get_model_info"):
+        assert (await client.get(path)).status == 401
+        assert (await client.get(path, headers=auth)).status == 200
+    assert (await client.get("/health")).status == 200 and (await client.get("/metrics")).status == 200
+    assert (await client.post("/release_memory_occupation")).status == 401
 
 
 async def test_vllm_endpoints_and_finished_reason_label(emulator: Factory) -> None:

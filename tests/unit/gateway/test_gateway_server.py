@@ -191,6 +191,25 @@ async def test_api_key_is_required_and_never_exposed(gateway: GatewayFactory) ->
     await runner.cleanup()
 
 
+async def test_each_replica_gets_its_own_key_and_never_the_clients(gateway: GatewayFactory) -> None:
+    a, b = Upstream("a"), Upstream("b")
+    (ra, ua), (rb, ub) = await start_upstream(a), await start_upstream(b)
+    reg = Registry()
+    reg.add_deployment("chat", api_key="sk-client")
+    reg.set_endpoints("chat", [("chat-0", ua, "replica-key-0"), ("chat-1", ub, None)])
+    url = await gateway(reg)
+    for _ in range(4):
+        assert (await post(url, {"model": "chat", "prompt": "p"}, key="sk-client"))[0] == 200
+    assert a.hits and b.hits
+    assert set(a.seen_auth) == {"Bearer replica-key-0"} and set(b.seen_auth) == {None}
+    # A new key for the same replica (started again) replaces the endpoint's.
+    reg.set_endpoints("chat", [("chat-0", ua, "replica-key-1")])
+    await post(url, {"model": "chat", "prompt": "p"}, key="sk-client")
+    assert a.seen_auth[-1] == "Bearer replica-key-1"
+    await ra.cleanup()
+    await rb.cleanup()
+
+
 async def test_scale_from_zero_holds_requests_until_a_replica_is_ready(gateway: GatewayFactory) -> None:
     up = Upstream("late")
     runner, uurl = await start_upstream(up)

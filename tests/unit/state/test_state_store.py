@@ -14,10 +14,14 @@ from llmctl.errors import LlmctlError
 from llmctl.state.migrations import MIGRATIONS
 from llmctl.state.records import (
     ReplicaRow,
+    delete_replica,
     events,
     put_deployment,
     put_replica,
+    put_replica_key,
     record_event,
+    replica_key,
+    replica_keys,
     replicas,
     writer_lock,
 )
@@ -116,3 +120,17 @@ def test_the_desired_state_round_trips_typed_with_each_slots_shape(tmp_path: Pat
     assert back == desired
     shape = back.slots[0].shape
     assert shape is not None and shape.speculative_draft and shape.model_spec.num_layers == 32
+
+
+def test_the_store_holding_replica_keys_is_private_and_keys_go_with_their_replica(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)  # as an older llmctl (or a umask of 022) left it
+    store = Store(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    put_replica_key(store, "chat-0", "k0")
+    put_replica_key(store, "chat-1", "k1")
+    assert replica_key(store, "chat-0") == "k0" and replica_keys(store) == {"chat-0": "k0", "chat-1": "k1"}
+    delete_replica(store, "chat-0")
+    assert replica_keys(store) == {"chat-1": "k1"}
+    store.close()
