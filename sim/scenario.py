@@ -79,7 +79,7 @@ def load_scenario(path: str | Path) -> tuple[Scenario, WorkloadSpec]:
     if not isinstance(data, dict):
         raise ConfigError(str(path), 1, "", "a scenario is a mapping (playbook, inventory, workload, ...)")
     scenario = validate(Scenario, {**data, "file": str(path)}, lines)
-    workload = parse_workload(scenario.workload, lines, ("workload",))
+    workload = parse_workload(scenario.workload, lines, ("workload",), scenario.duration_s)
     for key in ("playbook", "inventory"):
         if not scenario.path(getattr(scenario, key)).exists():
             raise lines.error((key,), f"no such file: {scenario.path(getattr(scenario, key))}")

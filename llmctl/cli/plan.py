@@ -186,7 +186,7 @@ def _simulate(playbook: Path, inventory: Path, workload_file: Path) -> dict[str,
         },
         lines,
     )
-    workload = parse_workload(scenario.workload, lines, ("workload",))
+    workload = parse_workload(scenario.workload, lines, ("workload",), scenario.duration_s)
     result = run_scenario(scenario, workload)
     slo = scenario.slo.slo()
     return {

@@ -34,6 +34,11 @@ PROXIED = ("/v1/completions", "/v1/chat/completions")
 # nginx's "client closed request": counted in the requests metric, never sent (nobody is left to read it).
 CLIENT_CLOSED = 499
 BODY_TIMEOUT_S = 30.0  # a body dribbled slower than this holds a connection for nothing (slowloris)
+# A connection must deliver a request's headers this soon after it opens or after its last answer: aiohttp's
+# keep-alive timer runs from those moments and is not reset by bytes of an unfinished header, so it bounds
+# both idle keep-alive connections and headers dribbled a byte at a time (slowloris; aiohttp's default 75 s
+# held 300 such connections for 75 s). nginx's client_header_timeout is the same idea (default 60 s).
+HEADER_TIMEOUT_S = 15.0
 MAX_ATTEMPTS = 3  # one replica and two others, when replicas refuse connections
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and those aiohttp recomputes must not be copied across.
 _SKIP_HEADERS = {
@@ -108,17 +113,29 @@ def key_matches(header: str, key: str) -> bool:
 
 
 class Gateway:
-    def __init__(self, registry: Registry, *, upstream_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        upstream_timeout_s: float = 600.0,
+        header_timeout_s: float = HEADER_TIMEOUT_S,
+    ) -> None:
         self.registry = registry
         self.metrics = GatewayMetrics()
         self.upstream_timeout_s = upstream_timeout_s
+        self.header_timeout_s = header_timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     def runner(self) -> web.AppRunner:
         """The app in a runner that cancels a request's handler when its client disconnects: without it
         aiohttp notices a hang-up only at the next write, never while a replica queues, prefills or
         generates an unstreamed answer, and the replica would keep working for nobody."""
-        return web.AppRunner(self.app(), access_log=None, handler_cancellation=True)
+        return web.AppRunner(
+            self.app(),
+            access_log=None,
+            handler_cancellation=True,
+            keepalive_timeout=self.header_timeout_s,
+        )
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024**2)

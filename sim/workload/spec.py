@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from llmctl.config.source import LineMap
-from llmctl.errors import ConfigErrors
+from llmctl.errors import ConfigErrors, LlmctlError
 from sim.workload.arrivals import (
     Arrival,
     LengthSampler,
@@ -164,13 +164,56 @@ class _Holder(_Strict):
     workload: WorkloadSpec
 
 
+# Arrivals one simulation may draw: each lives in memory as a Python object (and the thinning samplers draw
+# peak rate x duration candidates as one array first); ten million is already hours of simulated serving.
+MAX_ARRIVALS = 10_000_000
+
+
+def drawn_arrivals(spec: WorkloadSpec, duration_s: float) -> float | None:
+    """How many arrival times generation draws over `duration_s`: the peak rate times the duration for the
+    thinned and modulated kinds (they draw at the peak and discard), the rate for Poisson; None for a trace
+    replay, whose size its file bounds."""
+    if isinstance(spec, MixSpec):
+        parts = [drawn_arrivals(p, duration_s) for p in spec.parts]
+        return sum(p for p in parts if p is not None)
+    if isinstance(spec, TraceSpec):
+        return None
+    peak: float
+    if isinstance(spec, PoissonSpec):
+        peak = spec.rate
+    elif isinstance(spec, DiurnalSpec):
+        peak = spec.mean_rate * (1 + spec.amplitude)
+    elif isinstance(spec, StepSpec):
+        peak = max(s.rate for s in spec.steps)
+    elif isinstance(spec, RampSpec):
+        peak = max(spec.start_rate, spec.end_rate)
+    else:
+        peak = max(spec.rates)
+    return peak * duration_s
+
+
+def too_many_arrivals(spec: WorkloadSpec, duration_s: float) -> str:
+    """'' or why the workload cannot be generated in memory."""
+    drawn = drawn_arrivals(spec, duration_s)
+    if drawn is None or drawn <= MAX_ARRIVALS:
+        return ""
+    return (
+        f"about {drawn:.3g} arrivals over duration_s {duration_s:g} (peak rate x duration); at most "
+        f"{MAX_ARRIVALS:,} fit in memory: shorten duration_s or lower the rate"
+    )
+
+
 def parse_workload(
-    data: Any, lines: LineMap | None = None, prefix: tuple[str | int, ...] = ()
+    data: Any,
+    lines: LineMap | None = None,
+    prefix: tuple[str | int, ...] = (),
+    duration_s: float | None = None,
 ) -> WorkloadSpec:
-    """Validate a `workload:` mapping found at `prefix` of a scenario file. Without the file's LineMap a bad
-    section raises pydantic's ValidationError; with it, ConfigErrors naming the file, line and field."""
+    """Validate a `workload:` mapping found at `prefix` of a scenario file (and, given `duration_s`, that
+    its arrivals fit in memory). Without the file's LineMap a bad section raises pydantic's
+    ValidationError; with it, ConfigErrors naming the file, line and field."""
     try:
-        return _Holder.model_validate({"workload": data}).workload
+        spec = _Holder.model_validate({"workload": data}).workload
     except ValidationError as exc:
         if lines is None:
             raise
@@ -180,6 +223,12 @@ def parse_workload(
             problem = "unknown field" if err["type"] == "extra_forbidden" else str(err["msg"])
             errors.append(lines.error((*prefix, *loc), problem.removeprefix("Value error, ")))
         raise ConfigErrors(errors) from None
+    problem = too_many_arrivals(spec, duration_s) if duration_s is not None else ""
+    if problem:
+        if lines is None:
+            raise LlmctlError(f"workload: {problem}")
+        raise lines.error(prefix, problem)
+    return spec
 
 
 def _strip_tags(data: Any, loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -262,6 +311,9 @@ def generate(
 ) -> list[Arrival]:
     """Arrivals over [0, duration_s), sorted by time; the same (spec, duration, seed) gives the same list.
     Parts of a mix draw from independent child streams, so adding a part does not reshuffle the others."""
+    problem = too_many_arrivals(spec, duration_s)
+    if problem:
+        raise LlmctlError(f"workload: {problem}")
     base = Path(base_dir) if base_dir is not None else None
     return _generate(spec, duration_s, np.random.SeedSequence(seed), base)
 

@@ -190,6 +190,11 @@ def test_bad_sweep_parameters_are_refused_by_name_before_any_run(
         ({"workload": {"kind": "poisson", "deployment": "enrihc", "rate": 5}}, "no deployment named enrihc"),
         ({"seed": -1}, "seed"),
         ({"duration_s": 1e12}, "duration_s"),
+        # Each within its own bound, together 2.7e15 arrivals (numpy asked for 19 PiB).
+        (
+            {"duration_s": 2678400, "workload": {"kind": "poisson", "deployment": "enrich", "rate": 1e9}},
+            "at most 10,000,000 fit in memory",
+        ),
     ],
 )
 def test_hostile_scenarios_are_one_line(tmp_path: Path, changes: dict[str, object], words: str) -> None:

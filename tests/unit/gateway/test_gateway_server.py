@@ -314,3 +314,46 @@ async def test_a_body_dribbled_too_slowly_is_a_408(
     status = await asyncio.wait_for(reader.readline(), timeout=5)
     writer.close()
     assert status.split()[1] == b"408", status
+
+
+async def test_headers_dribbled_a_byte_at_a_time_are_cut_off(gateway: GatewayFactory) -> None:
+    """Slowloris: 50 connections send a header byte every 0.1 s. Each is closed once the header timeout
+    has passed since it opened; a normal request is answered meanwhile."""
+    up = Upstream("a")
+    up_runner, up_url = await start_upstream(up)
+    reg = Registry()
+    reg.add_deployment("chat")
+    reg.set_endpoints("chat", [("chat-0", up_url)])
+    runner = Gateway(reg, header_timeout_s=1.0).runner()
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+
+    async def dribble() -> float:
+        opened = loop.time()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for byte in b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 1000:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                if reader.at_eof():
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.wait_for(reader.read(), timeout=1.0)  # the server's close
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+        return loop.time() - opened
+
+    slow = [asyncio.create_task(dribble()) for _ in range(50)]
+    await asyncio.sleep(0.3)
+    status, _, _ = await post(f"http://127.0.0.1:{port}", {"model": "chat", "prompt": "p"})
+    held = await asyncio.wait_for(asyncio.gather(*slow), timeout=30)
+    assert status == 200
+    # 1000 header bytes at 0.1 s each would take 100 s: every connection ended near the 1 s timeout.
+    assert max(held) < 4.0, sorted(held)[-5:]
+    await runner.cleanup()
+    await up_runner.cleanup()
