@@ -20,6 +20,7 @@ from llmctl.cli.output import console
 from llmctl.config.inventory import Inventory, load_inventory
 from llmctl.control.controller import Controller, ControllerConfig, Trace
 from llmctl.errors import LlmctlError
+from llmctl.gateway.in_thread import GatewayThread
 from llmctl.gateway.registry import Registry
 from llmctl.gateway.server import Gateway, check_bind
 from llmctl.gateway.store_sync import StoreSync
@@ -91,23 +92,37 @@ async def run_controller(
 ) -> None:
     stop = stop or asyncio.Event()
     await _until_signalled(stop)
-    # The controller reads and writes the store on the event loop it shares with the gateway: while someone
-    # holds the database locked, a tick fails after this long (and is retried) rather than stalling requests.
+    # While someone holds the database locked, a tick fails after this long and is retried; the gateway runs
+    # on its own loop in a thread (llmctl.gateway.in_thread), so these waits never stall its requests.
     store.db.execute(f"PRAGMA busy_timeout = {CONTROLLER_BUSY_MS}")
     async with fleet_for(list(inv.hosts), accept_new, known_hosts) as fleet:
         controller = Controller(inv, fleet, store, config, log=_log, trace=trace)
-        close_gateway = None
-        if gateway:
-            close_gateway = await _serve_gateway(
-                store, inv, *gateway, stop, lambda _dep: controller.kick.set()
-            )
+        loop = asyncio.get_running_loop()
+
+        def wake_controller(_deployment: str) -> None:
+            loop.call_soon_threadsafe(controller.kick.set)  # called on the gateway's loop
+
+        async def serve(gateway_stop: asyncio.Event) -> Callable[[], Awaitable[None]]:
+            assert gateway is not None
+            own = Store(store.path)  # a connection of the gateway's thread
+            close = await _serve_gateway(own, inv, *gateway, gateway_stop, wake_controller)
+
+            async def close_all() -> None:
+                await close()
+                own.close()
+
+            return close_all
+
+        gateway_thread = GatewayThread(serve) if gateway else None
+        if gateway_thread is not None:
+            await gateway_thread.start()
         console.print(f"controller: every {config.interval_s:g} s, state {store.path}; Ctrl-C to stop")
         try:
             await controller.run(stop)
         finally:
             stop.set()
-            if close_gateway:
-                await close_gateway()
+            if gateway_thread is not None:
+                await gateway_thread.close()
             await controller.close()
 
 
