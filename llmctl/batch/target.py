@@ -16,7 +16,7 @@ from llmctl.engines.emulator.config import ConfigError, UsageError, parse_config
 from llmctl.engines.emulator.startup import profile_of
 from llmctl.errors import LlmctlError
 from llmctl.spec.deployment import DesiredDeployment, Slot
-from llmctl.state.desired import load_desired
+from llmctl.state.desired import desired_of
 from llmctl.state.records import ReplicaRow, replica_keys, replicas
 from llmctl.state.store import Store
 
@@ -90,7 +90,7 @@ def ready_endpoints(store: Store, deployment: str, inventory: Inventory | None) 
 def from_store(store: Store, deployment: str, inventory: Inventory | None) -> Target | None:
     """The deployment's ready replicas, or None when the store does not know it. Its shape and GPUs come
     from every replica slot that is not stopped, so sizing holds while some replicas restart or sleep."""
-    desired: DesiredDeployment | None = load_desired(store).get(deployment)
+    desired: DesiredDeployment | None = desired_of(store, deployment)
     if desired is None:
         return None
     rows = [r for r in replicas(store, deployment) if r.phase not in ("stopped", "failed")]

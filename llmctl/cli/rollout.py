@@ -24,7 +24,7 @@ from llmctl.fleet.facts import cached_facts
 from llmctl.planning import plan_and_desired
 from llmctl.reconcile.phase import Phase
 from llmctl.spec.deployment import DesiredDeployment
-from llmctl.state.desired import load_desired, next_generation, put_desired, to_json
+from llmctl.state.desired import load_desired, next_generation, put_desired, read_desired, to_json
 from llmctl.state.records import (
     ReplicaRow,
     events,
@@ -61,11 +61,20 @@ def _show_diff(d: Diff, settings: list[str]) -> None:
         console.print(f"[yellow]setting[/] {line}", highlight=False)
 
 
-def _settings(old: dict[str, DesiredDeployment], new: list[DesiredDeployment]) -> list[str]:
-    """What an apply changes beyond command lines: every field of the desired state, by name."""
+def _settings(
+    old: dict[str, DesiredDeployment], new: list[DesiredDeployment], unreadable: dict[str, str] | None = None
+) -> list[str]:
+    """What an apply changes beyond command lines: every field of the desired state, by name. A row that
+    cannot be read is rewritten from the playbook (the repair its error advises)."""
     out = []
+    unreadable = unreadable or {}
     for dep in new:
         before = old.get(dep.name)
+        if dep.name in unreadable:
+            out.append(
+                f"{dep.name}: unreadable in the store ({unreadable[dep.name]}); rewritten from the playbook"
+            )
+            continue
         if before is None:
             out.append(f"{dep.name}: new deployment")
             continue
@@ -117,9 +126,11 @@ def apply_command(
     store = open_store(state)
     plan, desired = plan_and_desired(playbook, inv, facts=cached_facts(store) or None)
     with writer_lock(store):
-        old = load_desired(store)
+        old = read_desired(store)
         d = diff(plan, replicas(store))
-        settings = _settings(old, desired)
+        settings = _settings(old.deployments, desired, old.unreadable)
+        for name in sorted(set(old.unreadable) - {dep.name for dep in desired}):
+            console.print(f"[yellow]{name}[/]: {old.unreadable[name]}; not in this playbook, left as it is")
         _show_diff(d, settings)
         if d.empty and not settings:
             console.print("nothing to change")
@@ -223,7 +234,10 @@ def status_command(state: Path | None = STATE, as_json: bool = JSON) -> None:
         print_json([{**r.__dict__, "phase": str(r.phase)} for r in rows])
         return
     show_status(rows)
-    stopped = [d.name for d in load_desired(store).values() if d.stopped and not d.removed]
+    recorded_state = read_desired(store)
+    for name, why in sorted(recorded_state.unreadable.items()):
+        console.print(f"[red]{name}[/]: {why}", highlight=False)
+    stopped = [d.name for d in recorded_state.deployments.values() if d.stopped and not d.removed]
     if stopped:
         console.print(f"stopped (no replica wanted until the next apply): {', '.join(stopped)}")
 
@@ -270,7 +284,12 @@ def stop_command(
         raise LlmctlError("name a deployment to stop, or pass --all")
     store = open_store(state)
     with writer_lock(store):
-        desired = load_desired(store)
+        recorded_state = read_desired(store)
+        desired = recorded_state.deployments
+        if deployment in recorded_state.unreadable:
+            raise LlmctlError(recorded_state.unreadable[deployment])
+        for name, why in sorted(recorded_state.unreadable.items()) if all_ else ():
+            console.print(f"[yellow]{name}[/]: {why}; not stopped (its replicas are left as they are)")
         if deployment and deployment not in desired:
             known = ", ".join(sorted(desired)) or "none"
             raise LlmctlError(

@@ -87,13 +87,19 @@ def read_desired(store: Store) -> DesiredState:
     return DesiredState(good, bad)
 
 
-def load_desired(store: Store, skip_unreadable: bool = False) -> dict[str, DesiredDeployment]:
-    """Every deployment's desired state. One that cannot be decoded raises (re-apply its playbook), or with
-    `skip_unreadable` (a dashboard that must keep showing the rest) is left out."""
+def load_desired(store: Store) -> dict[str, DesiredDeployment]:
+    """Every deployment's desired state that can be read: one corrupt row is that deployment's problem
+    alone (read_desired says which and why; desired_of raises for it by name)."""
+    return read_desired(store).deployments
+
+
+def desired_of(store: Store, name: str) -> DesiredDeployment | None:
+    """One deployment's desired state, None when the store has none; raises, with the reason, when its
+    row cannot be read."""
     state = read_desired(store)
-    if state.unreadable and not skip_unreadable:
-        raise LlmctlError(next(iter(state.unreadable.values())))
-    return state.deployments
+    if name in state.unreadable:
+        raise LlmctlError(state.unreadable[name])
+    return state.deployments.get(name)
 
 
 def next_generation(store: Store) -> int:
@@ -103,7 +109,7 @@ def next_generation(store: Store) -> int:
 
 def set_stopped(store: Store, name: str, stopped: bool) -> DesiredDeployment:
     """Mark a deployment stopped (no replica wanted) or wanted again; returns what was recorded."""
-    dep = load_desired(store).get(name)
+    dep = desired_of(store, name)
     if dep is None:
         raise LlmctlError(f"no deployment named {name!r} in the state store {store.path}")
     changed = replace(dep, stopped=stopped)

@@ -136,7 +136,7 @@ class SnapshotReader:
 
     def read(self, store: Store, now: float) -> Snapshot:
         rows = replicas(store)
-        specs = load_desired(store, skip_unreadable=True)
+        specs = load_desired(store)
         self._read_events(store)
         return Snapshot(
             now=now,
