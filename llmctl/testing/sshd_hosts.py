@@ -7,9 +7,11 @@ printing that host's GPUs in nvidia-smi's real CSV format. A dedicated user logs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -55,6 +57,8 @@ class SshdHosts:
 
     def start(self, name: str) -> None:
         host = self.hosts[name]
+        if host.process is not None and host.process.poll() is None:
+            return  # running: a second sshd could not bind, and the first would be left behind
         host.process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(host.config)], stderr=subprocess.DEVNULL)
 
     def wait(self, name: str, timeout: float = 10.0) -> None:
@@ -73,6 +77,16 @@ class SshdHosts:
         if proc and proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=10)
+
+    def drop(self, name: str) -> None:
+        """The host drops off the network: its sshd stops and so do its open sessions (stopping the listener
+        alone leaves established connections, such as the controller's pooled one, working)."""
+        proc = self.hosts[name].process
+        sessions = _children(proc.pid) if proc and proc.poll() is None else []
+        self.stop(name)
+        for pid in sessions:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
         for name in self.hosts:
@@ -197,3 +211,14 @@ def start_hosts(
         cluster.close()
         raise
     return cluster
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from llmctl.testing.sshd_hosts import SshdHosts, available, start_hosts
 
 H100 = "NVIDIA H100 80GB HBM3"
 L40S = "NVIDIA L40S"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +39,43 @@ def ssh_hosts() -> Iterator[SshdHosts]:
         yield hosts
     finally:
         hosts.close()
+
+
+@pytest.fixture(scope="session")
+def host_venv(ssh_hosts: SshdHosts) -> Path:
+    """A venv the test user can run (system Python, world-readable), with this checkout installed."""
+    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
+    assert python, "no python3 for the test hosts"
+    root = Path(tempfile.mkdtemp(prefix="llmctl-host-venv-"))
+    os.chmod(root, 0o755)
+    venv = root / "venv"
+    subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            "-e",
+            str(ROOT),
+        ],
+        check=True,
+        timeout=900,
+    )
+    for name in ("gpu8",):
+        workdir = ssh_hosts.home / ".llmctl" / name
+        workdir.mkdir(parents=True, exist_ok=True)
+        link = workdir / "venv"
+        if link.is_symlink() or link.exists():
+            if link.is_symlink():
+                link.unlink()
+            else:
+                shutil.rmtree(link)
+        link.symlink_to(venv)
+        subprocess.run(["chown", "-R", "llmctltest:llmctltest", str(ssh_hosts.home / ".llmctl")], check=True)
+    return venv
 
 
 @pytest.fixture

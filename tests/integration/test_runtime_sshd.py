@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,43 +29,6 @@ from llmctl.testing.sshd_hosts import SshdHosts
 pytestmark = [pytest.mark.sshd, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL_S = 1.0
-
-
-@pytest.fixture(scope="module")
-def host_venv(ssh_hosts: SshdHosts) -> Path:
-    """A venv the test user can run (system Python, world-readable), with this checkout installed."""
-    python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
-    assert python, "no python3 for the test hosts"
-    root = Path(tempfile.mkdtemp(prefix="llmctl-host-venv-"))
-    os.chmod(root, 0o755)
-    venv = root / "venv"
-    subprocess.run([python, "-m", "venv", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            "-e",
-            str(ROOT),
-        ],
-        check=True,
-        timeout=900,
-    )
-    for name in ("gpu8",):
-        workdir = ssh_hosts.home / ".llmctl" / name
-        workdir.mkdir(parents=True, exist_ok=True)
-        link = workdir / "venv"
-        if link.is_symlink() or link.exists():
-            if link.is_symlink():
-                link.unlink()
-            else:
-                shutil.rmtree(link)
-        link.symlink_to(venv)
-        subprocess.run(["chown", "-R", "llmctltest:llmctltest", str(ssh_hosts.home / ".llmctl")], check=True)
-    return venv
 
 
 class SshFleet(LocalFleet):
