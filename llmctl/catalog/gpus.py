@@ -189,6 +189,87 @@ GPUS: dict[str, GPU] = {
 }
 
 
+# --- interconnects: all-reduce latency and bus bandwidth as measured, per link generation ----------------
+@dataclass(frozen=True)
+class Link:
+    """What an all-reduce between the GPUs of one host achieves: a fixed latency per call and the bus
+    bandwidth (nccl-tests' scale: 2 (n-1)/n x bytes / time) of large messages."""
+
+    name: str
+    allreduce_latency_s: float  # small-message latency with more than two ranks
+    allreduce_bus_bandwidth: float  # bytes/s
+    source: str
+    # Two ranks exchange once, directly: NCCL's small-message latency at TP 2 is a fraction of TP 4/8's.
+    tp2_latency_s: float | None = None  # None: same as allreduce_latency_s
+
+
+LINKS: dict[str, Link] = {
+    lk.name: lk
+    for lk in (
+        Link(
+            "nvlink4-nvswitch",
+            37.5e-6,
+            650 * GB,
+            # Medians of torch.distributed/NCCL all_reduce in CUDA graphs on an H100 DGX: 4 KiB messages
+            # 7 us (TP2), 38 us (TP4), 37 us (TP8); 128 MiB messages 245/318/322 us, i.e. bus bandwidth
+            # 548/633/729 GB/s (NVLink SHARP reduces in the switch, so it exceeds the 450 GB/s per-direction
+            # link). microsoft/vidur data/profiling/network/h100_dgx/all_reduce.csv.
+            "Vidur h100_dgx all_reduce profile",
+            tp2_latency_s=7e-6,
+        ),
+        Link(
+            "nvlink3-nvswitch",
+            61.5e-6,
+            330 * GB,
+            # Same profile on an A100 DGX: 4 KiB 10/61/62 us (TP2/4/8), 128 MiB 430/603/675 us = bus bandwidth
+            # 312/334/348 GB/s. microsoft/vidur data/profiling/network/a100_dgx/all_reduce.csv.
+            "Vidur a100_dgx all_reduce profile",
+            tp2_latency_s=10e-6,
+        ),
+        Link(
+            "nvlink5-nvswitch",
+            37.5e-6,
+            1300 * GB,
+            # No measurement in the published set: NVLink 5 doubles NVLink 4's per-GPU bandwidth (NVIDIA B200
+            # datasheet, 1.8 TB/s bidirectional), so twice the measured NVLink 4 bus bandwidth; same latency.
+            "estimate: 2x nvlink4-nvswitch bandwidth (NVIDIA B200 datasheet)",
+            tp2_latency_s=7e-6,
+        ),
+        Link(
+            "pcie5",
+            30e-6,
+            0.6 * _PCIE5,
+            # No measurement in the published set: all-reduce through host bridges; nccl-tests on PCIe-only
+            # hosts show tens of microseconds of small-message latency and ~60% of the link as bus bandwidth.
+            "estimate: nccl-tests on PCIe hosts, 60% of x16 Gen5",
+        ),
+        Link("pcie4", 30e-6, 0.6 * _PCIE4, "estimate: nccl-tests on PCIe hosts, 60% of x16 Gen4"),
+        # A CPU replica runs TP 1; the entry only keeps every device resolvable.
+        Link("memory", 10e-6, 10 * GB, "CPU host: no tensor parallelism across sockets"),
+    )
+}
+# Which link each catalog GPU's multi-GPU hosts use (SXM boards on NVSwitch; PCIe cards without bridges).
+GPU_LINKS: dict[str, str] = {
+    "H100-SXM": "nvlink4-nvswitch",
+    "H200": "nvlink4-nvswitch",
+    "B200": "nvlink5-nvswitch",
+    "A100-80GB": "nvlink3-nvswitch",
+    "A100-40GB": "nvlink3-nvswitch",
+    "H100-PCIe": "pcie5",
+}
+
+
+def gpu_link(gpu: GPU) -> Link:
+    """The all-reduce characteristics of a GPU's host; by interconnect kind where the catalog names none."""
+    if gpu.name in GPU_LINKS:
+        return LINKS[GPU_LINKS[gpu.name]]
+    if gpu.interconnect == "nvlink":
+        return LINKS["nvlink4-nvswitch"]
+    if gpu.interconnect == "pcie":
+        return LINKS["pcie5" if gpu.interconnect_bandwidth >= _PCIE5 else "pcie4"]
+    return LINKS["memory"]
+
+
 # --- CPU hosts ------------------------------------------------------------------------------------------
 # "cores" are logical CPUs as the host's facts count them (`nproc`). Sources and reasoning:
 # - FLOP/s: an AVX-512 BF16 core (Intel Cooper Lake / Sapphire Rapids and later, AMD Zen 4 and later) issues

@@ -17,6 +17,7 @@ from llmctl.bench.profile_file import (
     write_profile_file,
 )
 from llmctl.cli.output import console, err_console, print_json
+from llmctl.cli.perf_validate import validate_command
 from llmctl.config.models import resolve_model
 from llmctl.errors import LlmctlError
 from llmctl.perf.calibrate import (
@@ -28,12 +29,14 @@ from llmctl.perf.calibrate import (
 )
 from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.report import perf_report
-from llmctl.perf.speculative import SpecConfig, default_spec
+from llmctl.perf.speculative import SpecConfig, engine_spec
 
 app = typer.Typer(
     help="Performance model: step time, throughput, KV capacity, cold start; calibration.",
     no_args_is_help=True,
 )
+
+app.command("validate")(validate_command)
 
 PROFILE_ARG = typer.Argument(
     None,
@@ -246,7 +249,16 @@ def show_command(
             for k, v in (("acceptance_rate", acceptance), ("num_draft_tokens", draft_tokens))
             if v is not None
         }
-        spec_cfg = default_spec(prof.model, **overrides)
+        # The engine's own EAGLE-3 set-up (a chain in vLLM, a tree in SGLang), with the options on top.
+        spec_cfg = engine_spec(prof.model, prof.engine)
+        if spec_cfg is not None and overrides:
+            spec_cfg = replace(
+                spec_cfg,
+                num_draft_tokens=int(overrides.get("num_draft_tokens", spec_cfg.num_draft_tokens)),
+                acceptance_rate=float(overrides.get("acceptance_rate", spec_cfg.acceptance_rate)),
+                # Explicit draft options replace the engine's published acceptance length.
+                acceptance_length=None,
+            )
         if spec and spec_cfg is None:
             raise LlmctlError(f"{prof.model.name} has no EAGLE-3 draft in the catalog")
     report = perf_report(prof, context=context, spec=spec_cfg, max_seqs=max_seqs)

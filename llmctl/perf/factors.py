@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from llmctl.catalog.gpus import GPU
+from llmctl.catalog.gpus import GPU, gpu_link
 from llmctl.errors import LlmctlError
 
 ENGINES = ("vllm", "sglang")
@@ -20,26 +20,30 @@ class EfficiencyFactors:
     """Fractions of peak the engine reaches, and fixed costs in seconds. All overridable per profile."""
 
     # Achievable fraction of peak HBM bandwidth for weight and KV-cache streaming in decode.
-    # Source: decode GEMV / paged-attention kernels in vLLM and SGLang benchmarks reach ~80-90% of peak
-    # HBM bandwidth; roofline analysis in "LLM Inference Unveiled: Survey and Roofline Model Insights"
-    # (arXiv 2402.16363) uses the same memory-bound regime for decode.
-    hbm_efficiency: float = 0.85
+    # Source: Vidur's per-layer GEMM profiles at 1 token per step (weight-streaming GEMV): Llama-2-7B's four
+    # linear layers in 0.156 ms on H100-SXM (404 MB at 3.35 TB/s = 0.773 of peak) and Llama-3-8B's in 0.276 ms
+    # on A100-80GB (436 MB at 2.039 TB/s = 0.775). microsoft/vidur data/profiling/compute/{h100,a100}/.../mlp.csv;
+    # rows kernel_gemm/*-n1 of llmctl/perf/data/published.csv. (Was 0.85, from kernel claims of 80-90%.)
+    hbm_efficiency: float = 0.775
     # Model FLOP utilisation of the dense linear layers (large GEMMs) at the profile's dtype.
-    # Source: NVIDIA cuBLAS / Transformer Engine GEMM benchmarks on H100 reach ~60-75% of dense peak for
-    # large BF16 and FP8 GEMMs; end-to-end prefill sits at the lower end.
-    compute_efficiency: float = 0.65
+    # Source: the same Vidur profiles at 2048-4096 tokens per step: 0.74-0.76 of H100's 989 TFLOP/s
+    # (Llama-2-7B, 4096 tokens: 1.66 TFLOP in 2.205 ms) and 0.73 of A100's 312 TFLOP/s (Llama-3-8B: 7.82 ms).
+    # (Was 0.65, from cuBLAS/Transformer Engine benchmark ranges.)
+    compute_efficiency: float = 0.75
     # Fraction of dense peak reached by attention kernels (prefill attention and multi-token verification).
     # Source: FlashAttention-2 paper (arXiv 2307.08691) reports 50-73% of A100 peak in the forward pass;
     # FlashAttention-3 (arXiv 2407.08608) ~75% on H100 BF16. Varlen/causal batches in serving are lower.
     attention_efficiency: float = 0.5
-    # Fraction of the per-direction NVLink/PCIe bandwidth an all-reduce reaches as bus bandwidth.
-    # Source: nccl-tests all_reduce_perf on NVLink H100/A100 hosts reports bus bandwidth ~70-80% of the
-    # link peak for large messages.
-    comm_efficiency: float = 0.75
-    # Fixed latency of one all-reduce (kernel + synchronisation), paid twice per layer with TP > 1.
-    # Source: nccl-tests small-message all-reduce latency of ~10-20 us on NVLink; vLLM's and SGLang's custom
-    # all-reduce kernels for small messages are in the 5-10 us range. PCIe hosts are slower (see defaults).
-    allreduce_latency_s: float = 10e-6
+    # Fraction of the link's measured all-reduce bus bandwidth (catalog LINKS, per NVLink generation / PCIe)
+    # a step's all-reduces reach. 1.0 = as NCCL measured it (Vidur's h100_dgx / a100_dgx profiles); it was a
+    # fraction of the link's datasheet peak (0.75), which left H100's NVLS all-reduce (550-730 GB/s bus
+    # bandwidth against 450 GB/s per direction) out of reach of calibration.
+    comm_efficiency: float = 1.0
+    # Fixed latency of one all-reduce with more than two ranks (TP 2 pays the link's measured share of it,
+    # see llmctl.perf.comm), twice per layer; default_factors takes the GPU's link (catalog LINKS). This
+    # default is NVLink 4 + NVSwitch: Vidur h100_dgx 4 KiB medians 38 us (TP4) and 37 us (TP8), 7 us (TP2).
+    # (Was 10 us, from custom all-reduce kernel claims.)
+    allreduce_latency_s: float = 37.5e-6
     # Fixed per-iteration cost with CUDA graphs: scheduler, input preparation, sampling, one graph launch.
     # Source: vLLM V1 architecture blog (Jan 2025) and SGLang v0.4 "zero-overhead batch scheduler" blog
     # (Dec 2024) describe CPU overhead of the order of a millisecond per step that they work to hide;
@@ -50,16 +54,34 @@ class EfficiencyFactors:
     # (PyTorch profiler traces), with ~10-15 ops per decoder layer. An estimate; calibrate.
     eager_overhead_per_layer_s: float = 80e-6
     # CPU work per running sequence per step (scheduler bookkeeping, sampling metadata, detokenisation).
-    # Source: order-of-magnitude estimate of Python per-request bookkeeping (a few us); not from a
-    # specific benchmark, calibrate.
-    per_seq_overhead_s: float = 4e-6
-    # Fixed cost of one draft-model step in speculative decoding (its own graph launch and sampling).
-    # Source: estimate: a draft step is a one-layer forward; its cost is dominated by launch overhead.
-    draft_overhead_s: float = 0.15e-3
+    # Source: Vidur's vLLM CPU-overhead profile, Llama-2-7B TP1 on A100: schedule + sampler + prepare_inputs +
+    # process_model_outputs = 1.17 ms per step at 8 sequences, 6.22 ms at 128, i.e. 42 us per sequence
+    # (microsoft/vidur@6d98aa8 data/profiling/a100/cpu_overheads.csv). Newer engines do less per sequence but
+    # the offline-throughput rows of the published set (vLLM 0.8-0.10 at ~200 sequences) need the same order.
+    # (Was 4 us, an order-of-magnitude guess.)
+    per_seq_overhead_s: float = 40e-6
+    # Fixed cost of one draft-model step in speculative decoding (its launch, sampling, tree bookkeeping) on top
+    # of streaming the head's weights. Source: SGLang PR #4247 (EAGLE-3, Llama-3.1-8B, H100): 378.57 tok/s at
+    # acceptance length 5.39 with 8 draft steps = 14.2 ms per speculative step against a 6.3 ms plain step
+    # (158.34 tok/s, SGLang docs), ~1 ms per draft step of which the head's weight read is ~0.5 ms.
+    # (Was 0.15 ms, an estimate from launch overhead alone.)
+    draft_overhead_s: float = 0.5e-3
     # How sharply the roofline switches between memory- and compute-bound: time = (m^p + c^p)^(1/p), which is
-    # never below max(m, c) and at most 2^(1/p) above it where both are equal. Source: modelling choice
-    # (p -> infinity is the pure roofline); real kernels overlap loads and math imperfectly near the ridge.
-    roofline_sharpness: float = 4.0
+    # never below max(m, c) and 2^(1/p) above it where both are equal. Source: Vidur's GEMM profiles at 128-384
+    # tokens per step (the ridge of an 8B model's linear layers) are 24-35% slower than p = 4 gives and within
+    # ~10% of p = 1.5 (rows kernel_gemm/*-n128..n384 of published.csv). (Was 4, a modelling choice.)
+    roofline_sharpness: float = 1.5
+    # Per-request path outside the engine's steps: HTTP, tokenisation, scheduling, detokenising the first
+    # token. Added to TTFT only: folding it into overhead_s would slow every decode step. Source: the TTFT rows
+    # of published.csv (SGLang 0.3.0 at 4-8 req/s, sglang benchmark/benchmark_vllm_060): measured median TTFT
+    # is 6-22 ms above prefill + half a decode step; 12 ms (the value that balances the four rows' errors) is
+    # fitted to them, so they are not an independent check of it.
+    request_latency_s: float = 12e-3
+    # GPU time of one dynamic per-token FP8 activation quantisation (a separate elementwise kernel before
+    # each of a layer's 4 FP8 GEMMs: QKV, attention output, gate/up, down), paid only with fp8 weights on GPUs
+    # with FP8 tensor cores. Source: estimate, a launch-bound small kernel in a CUDA graph takes ~2-3 us on
+    # H100; vLLM issue #25915 (Qwen3-8B FP8 on H100 no faster than BF16) shows the gain is eaten somewhere.
+    fp8_quant_s: float = 2.5e-6
 
     def with_overrides(self, overrides: dict[str, float]) -> EfficiencyFactors:
         unknown = sorted(set(overrides) - set(FACTOR_NAMES))
@@ -84,13 +106,17 @@ FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
     "hbm_efficiency": (0.2, 1.0),
     "compute_efficiency": (0.01, 1.0),
     "attention_efficiency": (0.05, 1.0),
-    "comm_efficiency": (0.05, 1.0),
+    # comm_efficiency scales a measured NCCL bus bandwidth now, not a datasheet peak; engines' custom
+    # all-reduce kernels can beat NCCL, so calibration may go above 1.
+    "comm_efficiency": (0.05, 2.0),
     "allreduce_latency_s": (0.0, 200e-6),
     "overhead_s": (0.0, 0.05),
     "eager_overhead_per_layer_s": (0.0, 1e-3),
     "per_seq_overhead_s": (0.0, 200e-6),
     "draft_overhead_s": (0.0, 5e-3),
     "roofline_sharpness": (1.0, 50.0),
+    "request_latency_s": (0.0, 1.0),
+    "fp8_quant_s": (0.0, 100e-6),
 }
 
 
@@ -104,6 +130,8 @@ FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
 #   no CUDA graphs to hide launches: a few milliseconds a step (vLLM CPU start-up and step logs);
 # - without torch.compile (--enforce-eager) every op is a separate dispatch of ~10-20 us on CPU, ~15 per
 #   decoder layer.
+# The published set (llmctl/perf/data) holds no CPU rows, so the GPU-derived changes of issue #16 (softer
+# roofline, per-request latency, larger draft cost) are not applied here: the CPU keeps its earlier values.
 CPU_FACTORS = EfficiencyFactors(
     hbm_efficiency=0.75,
     compute_efficiency=0.5,
@@ -111,6 +139,9 @@ CPU_FACTORS = EfficiencyFactors(
     overhead_s=4e-3,
     eager_overhead_per_layer_s=200e-6,
     per_seq_overhead_s=10e-6,
+    draft_overhead_s=0.15e-3,
+    roofline_sharpness=4.0,
+    request_latency_s=0.0,
 )
 
 
@@ -124,11 +155,8 @@ def default_factors(engine: str, gpu: GPU) -> EfficiencyFactors:
     # SGLang's overlap scheduler prepares the next batch while the GPU runs the current one
     # (SGLang v0.4 blog), so less of the CPU cost shows up in the step.
     overhead = 0.8e-3 if engine == "sglang" else base.overhead_s
-    # All-reduce over PCIe goes through host bridges: nccl-tests on PCIe-only hosts show small-message
-    # latency of tens of microseconds and lower achieved bus bandwidth.
-    if gpu.interconnect == "pcie":
-        return replace(base, overhead_s=overhead, allreduce_latency_s=30e-6, comm_efficiency=0.6)
-    return replace(base, overhead_s=overhead)
+    # All-reduce latency of the GPU's host link (catalog LINKS: measured for NVLink 3/4, estimates for PCIe).
+    return replace(base, overhead_s=overhead, allreduce_latency_s=gpu_link(gpu).allreduce_latency_s)
 
 
 def factors_from_mapping(data: Any, *, base: EfficiencyFactors, source: str) -> EfficiencyFactors:

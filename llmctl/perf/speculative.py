@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from llmctl.catalog.models import Model
 from llmctl.errors import LlmctlError
+from llmctl.perf.comm import allreduce_latency
 from llmctl.perf.memory import DTYPE_BYTES, kv_heads_per_rank
 from llmctl.perf.profile import Profile
 from llmctl.perf.step_time import smooth_max, step_model
@@ -33,12 +34,40 @@ class SpecConfig:
     num_draft_tokens: int = DEFAULT_DRAFT_TOKENS  # k
     acceptance_rate: float = DEFAULT_ACCEPTANCE_RATE  # a, per drafted token
     draft_layers: int = 1
+    # Tree drafting (SGLang's --speculative-eagle-topk > 1): every draft step expands `topk` candidates per
+    # sequence, and the target verifies `verify_tokens` tree nodes per sequence (--speculative-num-draft-tokens).
+    # A chain (topk 1, vLLM) verifies its k drafts plus the bonus token: verify_tokens None = k + 1.
+    topk: int = 1
+    verify_tokens: int | None = None
+    # Mean tokens emitted per step when known (a published acceptance length); None = from acceptance_rate.
+    acceptance_length: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.acceptance_rate <= 1.0:
             raise LlmctlError(f"acceptance rate must be in [0, 1], got {self.acceptance_rate}")
         if self.num_draft_tokens < 1:
             raise LlmctlError(f"draft length must be >= 1, got {self.num_draft_tokens}")
+        if self.topk < 1:
+            raise LlmctlError(f"draft top-k must be >= 1, got {self.topk}")
+        if (
+            self.acceptance_length is not None
+            and not 1.0 <= self.acceptance_length <= self.num_draft_tokens + 1
+        ):
+            raise LlmctlError(
+                f"acceptance length must be in [1, {self.num_draft_tokens + 1}], got {self.acceptance_length}"
+            )
+
+    @property
+    def query_tokens(self) -> int:
+        """Tokens per sequence the target verifies in one step."""
+        return self.verify_tokens if self.verify_tokens is not None else self.num_draft_tokens + 1
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Mean tokens each sequence emits per speculative step."""
+        if self.acceptance_length is not None:
+            return self.acceptance_length
+        return expected_accepted_tokens(self.acceptance_rate, self.num_draft_tokens)
 
 
 @dataclass(frozen=True)
@@ -71,6 +100,37 @@ def default_spec(model: Model, **overrides: float) -> SpecConfig | None:
     return SpecConfig(model.eagle3_draft_params, num_draft_tokens=k, acceptance_rate=a)
 
 
+# vLLM drafts a chain (num_speculative_tokens k, top-1). Per-token acceptance of EAGLE-3 on Llama-3.1-8B,
+# MT-bench, in vLLM: acceptance lengths 2.36 / 2.79 / 3.08 at k = 2 / 3 / 4 (vllm-project/vllm issue #20780),
+# i.e. a = 0.76 in (1 - a^(k+1)) / (1 - a) at every k.
+VLLM_ACCEPTANCE_RATE = 0.76
+# SGLang drafts a tree: --speculative-num-steps 5, --speculative-eagle-topk 4, --speculative-num-draft-tokens 8
+# are its defaults (SGLang docs, Speculative Decoding: "Default is 5 / 4 / 8"). Acceptance length of EAGLE-3 on
+# Llama-3.1-8B, MT-bench, with 5 draft steps: 4.68 (sgl-project/sglang PR #4247; the run's top-k and draft
+# token count are not stated there).
+SGLANG_TREE = {"num_steps": 5, "topk": 4, "num_draft_tokens": 8, "acceptance_length": 4.68}
+
+
+def engine_spec(model: Model, engine: str) -> SpecConfig | None:
+    """The EAGLE-3 set-up an engine runs by default for a catalog model (None without a public draft):
+    a chain of DEFAULT_DRAFT_TOKENS in vLLM, SGLang's default tree in SGLang."""
+    base = default_spec(model)
+    if base is None:
+        return None
+    if engine == "sglang":
+        return SpecConfig(
+            base.draft_params,
+            num_draft_tokens=int(SGLANG_TREE["num_steps"]),
+            acceptance_rate=VLLM_ACCEPTANCE_RATE,
+            topk=int(SGLANG_TREE["topk"]),
+            verify_tokens=int(SGLANG_TREE["num_draft_tokens"]),
+            acceptance_length=SGLANG_TREE["acceptance_length"],
+        )
+    return SpecConfig(
+        base.draft_params, num_draft_tokens=base.num_draft_tokens, acceptance_rate=VLLM_ACCEPTANCE_RATE
+    )
+
+
 def expected_accepted_tokens(acceptance_rate: float, num_draft_tokens: int) -> float:
     """Expected tokens per step: accepted drafts plus the target's own token, (1 - a^(k+1)) / (1 - a)."""
     a, k = acceptance_rate, num_draft_tokens
@@ -87,15 +147,17 @@ def draft_step_time(profile: Profile, spec: SpecConfig, batch: int, total_contex
     )
     mem_bytes = spec.draft_params * DTYPE_BYTES["bf16"] / tp + total_context_tokens * kv_per_token
     memory_s = mem_bytes / (g.hbm_bandwidth * f.hbm_efficiency)
-    compute_s = 2.0 * spec.draft_params / tp * batch / (g.bf16_flops * f.compute_efficiency)
-    return smooth_max(memory_s, compute_s, f.roofline_sharpness) + f.draft_overhead_s
+    compute_s = 2.0 * spec.draft_params / tp * batch * spec.topk / (g.bf16_flops * f.compute_efficiency)
+    # A TP-sharded head all-reduces twice per draft layer, like the target.
+    comm_s = 2.0 * spec.draft_layers * allreduce_latency(g, tp, f)
+    return smooth_max(memory_s, compute_s, f.roofline_sharpness) + comm_s + f.draft_overhead_s
 
 
 def spec_step_time(profile: Profile, spec: SpecConfig, batch: int, total_context_tokens: int) -> SpecStepTime:
     k = spec.num_draft_tokens
     draft = k * draft_step_time(profile, spec, batch, total_context_tokens)
-    verify = step_model(profile).decode(batch, total_context_tokens, query_tokens=k + 1)
-    return SpecStepTime(draft, verify, expected_accepted_tokens(spec.acceptance_rate, k))
+    verify = step_model(profile).decode(batch, total_context_tokens, query_tokens=spec.query_tokens)
+    return SpecStepTime(draft, verify, spec.tokens_per_step)
 
 
 def per_token_time(

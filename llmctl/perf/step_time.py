@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llmctl.perf.comm import allreduce_bus_bandwidth, allreduce_latency
 from llmctl.perf.memory import DTYPE_BYTES, kv_bytes_per_token
 from llmctl.perf.profile import Profile
 
@@ -24,6 +25,8 @@ from llmctl.perf.profile import Profile
 # bf16 elements: residual stream, QKV, attention output and gated-MLP intermediate read and written once
 # each by fused kernels. A modelling estimate; it matters only in prefill, which is compute-bound anyway.
 ACTIVATION_TRAFFIC_ELEMENTS = 4.0
+# GEMMs of a decoder layer whose input a W8A8 FP8 model quantises: QKV, attention output, gate/up, down.
+FP8_QUANTISED_GEMMS_PER_LAYER = 4
 
 
 def smooth_max(a: float, b: float, p: float) -> float:
@@ -153,17 +156,22 @@ class StepModel:
         self._sharpness = f.roofline_sharpness
         if tp > 1:
             # Ring all-reduce moves 2(tp-1)/tp of the message per rank; two all-reduces per layer.
-            self._comm_latency = 2.0 * m.num_layers * f.allreduce_latency_s
+            self._comm_latency = 2.0 * m.num_layers * allreduce_latency(g, tp, f)
             self._allreduce_bytes_per_token = (
                 2.0 * m.num_layers * 2.0 * (tp - 1) / tp * m.hidden_size * DTYPE_BYTES["bf16"]
             )
-            self._comm_rate = g.interconnect_bandwidth * f.comm_efficiency
+            self._comm_rate = allreduce_bus_bandwidth(g, f)
         else:
             self._comm_latency = 0.0
             self._allreduce_bytes_per_token = 0.0
             self._comm_rate = 1.0
         eager = 0.0 if profile.cuda_graphs else f.eager_overhead_per_layer_s * m.num_layers
-        self._overhead = f.overhead_s + eager
+        # W8A8 FP8 quantises each GEMM input per token first: 4 small kernels per decoder layer (weight-only
+        # FP8 on GPUs without FP8 tensor cores computes in BF16 and skips them).
+        quant = 0.0
+        if profile.dtype == "fp8" and g.fp8_flops is not None:
+            quant = FP8_QUANTISED_GEMMS_PER_LAYER * m.num_layers * f.fp8_quant_s
+        self._overhead = f.overhead_s + eager + quant
         self._per_seq = f.per_seq_overhead_s
 
     # --- core -------------------------------------------------------------------------------------------
@@ -204,7 +212,9 @@ class StepModel:
         comm_s = 0.0
         if self._comm_latency:
             comm_s = self._comm_latency + self._allreduce_bytes_per_token * tokens / self._comm_rate
-        overhead_s = self._overhead + self._per_seq * (decode_seqs + prefill_seqs)
+        # Per-sequence CPU work (sampling, bookkeeping) is per sampled position: a verify step samples and
+        # checks q positions of every decode sequence.
+        overhead_s = self._overhead + self._per_seq * (decode_seqs * q + prefill_seqs)
         return memory_s, compute_s, roofline_s, comm_s, overhead_s
 
     def breakdown(self, b: StepBatch) -> StepTime:
@@ -252,6 +262,20 @@ class StepModel:
             None,
         )
         return parts[2] + parts[3] + parts[4]
+
+
+def linear_layer_time(profile: Profile, tokens: int) -> float:
+    """Seconds for one decoder layer's linear GEMMs (QKV, attention output, gated MLP) over `tokens` tokens on
+    one rank: that layer's weights against HBM and its FLOPs on the tensor cores, through the same roofline as a
+    step. What kernel profilers (Vidur's per-op GEMM timings) measure; no attention, no overhead."""
+    m, g, f, tp = profile.model, profile.gpu, profile.factors, profile.tp
+    attn = m.hidden_size * m.head_dim * (m.num_attention_heads + 2 * m.num_kv_heads)
+    attn += m.num_attention_heads * m.head_dim * m.hidden_size
+    params = (attn + 3 * m.hidden_size * m.intermediate_size) / tp
+    memory_s = params * DTYPE_BYTES[profile.dtype] / (g.hbm_bandwidth * f.hbm_efficiency)
+    peak = g.fp8_flops if (profile.dtype == "fp8" and g.fp8_flops is not None) else g.bf16_flops
+    compute_s = 2.0 * params * tokens / (peak * f.compute_efficiency)
+    return smooth_max(memory_s, compute_s, f.roofline_sharpness)
 
 
 @lru_cache(maxsize=256)

@@ -8,6 +8,7 @@ from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import (
     SpecConfig,
     default_spec,
+    engine_spec,
     expected_accepted_tokens,
     spec_break_even_batch,
     spec_pays_off,
@@ -32,7 +33,11 @@ def _spec(p: Profile) -> SpecConfig:
 @pytest.mark.parametrize("model", ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.3-70B-Instruct"])
 def test_spec_decoding_speeds_up_batch_one_and_stops_paying_at_large_batch(model: str) -> None:
     p = make_profile("sglang", model, "H100-SXM", "fp8", 2)
-    spec = _spec(p)
+    # SGLang's own default is a tree draft (SGLang docs: 5 steps, top-k 4, 8 draft tokens); its published
+    # batch-1 speed-up is 2.36x (SGLang docs, Llama-3.1-8B on H100). The chain default no longer reaches 1.5x
+    # since a draft step costs ~1 ms (issue #16, SGLang PR #4247).
+    spec = engine_spec(p.model, p.engine)
+    assert spec is not None
     assert spec_speedup(p, spec, 1, 512) > 1.5
     assert not spec_pays_off(p, spec, 512, 128)
     speedups = [spec_speedup(p, spec, b, 128) for b in (1, 16, 64, 128, 256, 512)]

@@ -69,10 +69,11 @@ def test_small_batches_are_memory_bound_and_nearly_flat(llama8b: Profile) -> Non
 
 
 def test_large_token_counts_are_compute_bound_and_nearly_linear(llama8b: Profile) -> None:
-    # 512 tokens of an 8B model are 8.2 TFLOP: ~13 ms at 65% of 989 TFLOP/s, over twice the ~5 ms weight
-    # read, so the step is compute-bound; only the fixed overhead keeps 2x tokens from costing exactly 2x.
+    # 512 tokens of an 8B model are 8.2 TFLOP: ~11 ms at 75% of 989 TFLOP/s, about twice the ~6 ms weight
+    # read, so the step is compute-bound. The roofline's corner is soft (sharpness 1.5, from Vidur's GEMM
+    # profiles, issue #16): at 512 tokens memory still adds ~25%, so 2x tokens cost ~1.65x, not ~1.9x.
     ratio = prefill_step_time(llama8b, 1024) / prefill_step_time(llama8b, 512)
-    assert 1.75 < ratio < 2.05
+    assert 1.6 < ratio < 2.05
     assert step_time(llama8b, StepBatch(prefill_tokens=512, prefill_seqs=1)).bound == "compute"
     # Decode with short contexts (little KV) behaves the same at batch 512 -> 1024.
     ratio = decode_step_time(llama8b, 1024, 1024 * 64) / decode_step_time(llama8b, 512, 512 * 64)
