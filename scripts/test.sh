@@ -15,13 +15,40 @@ python3 -m venv .venv
 echo "== ruff";        .venv/bin/ruff check llmctl sim tests scripts
 echo "== mypy";        .venv/bin/mypy
 echo "== import-linter"; .venv/bin/lint-imports
-echo "== pytest"
-set +e
-.venv/bin/python -m pytest -q "$@"
-rc=$?
-set -e
-if [ "$rc" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
+# pytest's exit status 5 (nothing collected) is a failure here, like any other non-zero status.
+check() {
+  if [ "$2" -eq 5 ]; then echo "pytest ($1) collected no tests: that is a failure here" >&2; return 1; fi
+  return "$2"
+}
+
+if [ "$#" -gt 0 ]; then
+  echo "== pytest $*"
+  set +e; .venv/bin/python -m pytest -q "$@"; rc=$?; set -e
+  check "$*" "$rc"
+  exit $?
 fi
-exit "$rc"
+
+# The whole suite in two lanes. The real-engine tier (vLLM's CPU backend: mostly one busy core, waiting
+# on engine start-ups) runs beside the unit and simulator suites (one core, no hosts, no fixed ports); the
+# integration, TUI and chaos suites follow, alone, since they start sshd hosts and engines of their own.
+real_log=$(mktemp)
+echo "== pytest tests/real_engine (in the background, its log follows) | tests/unit tests/sim"
+set +e
+.venv/bin/python -m pytest -q tests/real_engine > "$real_log" 2>&1 &
+real_pid=$!
+.venv/bin/python -m pytest -q tests/unit tests/sim; rc_unit=$?
+wait "$real_pid"; rc_real=$?
+echo "== pytest tests/real_engine"
+cat "$real_log"
+echo "== pytest tests/integration tests/tui"
+.venv/bin/python -m pytest -q tests/integration tests/tui; rc_rest=$?
+set -e
+status=0
+check "tests/unit tests/sim" "$rc_unit" || status=1
+check "tests/real_engine" "$rc_real" || status=1
+check "tests/integration tests/tui" "$rc_rest" || status=1
+# Every test file belongs to one lane: a new top-level test folder must be added above.
+stray=$(find tests -mindepth 1 -maxdepth 1 -type d ! -name bench ! -name __pycache__ \
+  ! -name unit ! -name sim ! -name real_engine ! -name integration ! -name tui)
+if [ -n "$stray" ]; then echo "test folders in no lane of scripts/test.sh: $stray" >&2; status=1; fi
+exit "$status"

@@ -80,16 +80,19 @@ class RealFleet(LocalFleet):
                         # and neither engine pins its threads. Pinned (auto, or a core each), one engine's
                         # spinning worker sat on the core the other's API server moved itself to, and
                         # that process hung in sched_setaffinity for minutes on this VM's kernel.
+                        # Ports away from 8000 too: .ci/run runs this tier beside the unit suites, whose
+                        # controller tests probe made-up replicas on 127.0.0.1:8000.
                         "local": {
                             "connection": "local",
                             "workdir": str(self.local_workdir),
+                            "engine_port": 18000,
                             "cpu_bind": "nobind",
                             **common,
                         },
                         "cpu1": {
                             **remote,
                             **common,
-                            "engine_port": 8100,
+                            "engine_port": 18100,
                             "cpu_bind": "nobind",
                             "workdir": f"~/.llmctl/{run}",
                         },
