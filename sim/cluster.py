@@ -19,6 +19,7 @@ through the same controller code (the simulator's half of the same-moves checks)
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
@@ -198,9 +199,11 @@ class _Cluster:
         _append(self.total, FleetPoint(now, reps, gpus, sum(d.fleet[-1].held for d in self.deps.values())))
 
     def _sync(self, dep: _Dep, now: float) -> None:
+        delay = dep.spec.engine.request_latency_s if dep.spec.engine is not None else 0.0
         for r in dep.replicas:
             if r.model is not None and r.model.next_event_s() <= now:
-                self.records.extend(r.model.advance(now))
+                done = r.model.advance(now)
+                self.records.extend(_delayed(done, delay) if delay else done)
 
     # --- processes ---------------------------------------------------------------------------------------
     def arrivals(self, arrivals: Sequence[Arrival]) -> Generator[simpy.Event, Any, None]:
@@ -419,3 +422,11 @@ __all__ = [
     "SimResult",
     "simulate",
 ]
+
+
+def _delayed(records: list[RequestRecord], delay_s: float) -> list[RequestRecord]:
+    """Records as the client sees them: first token and finish `delay_s` later (the request path)."""
+    return [
+        dataclasses.replace(r, first_token_s=r.first_token_s + delay_s, finish_s=r.finish_s + delay_s)
+        for r in records
+    ]

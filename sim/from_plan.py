@@ -49,6 +49,7 @@ def cluster_from_plan(playbook: str | Path, inventory: str | Path, **options: An
             shape.max_num_seqs,
             shape.max_batched_tokens,
             shape.max_context,
+            profile.factors.request_latency_s,
         )
         price = hosts[slot.host].gpu_price if slot.host in hosts else None
         out.append(

@@ -48,6 +48,11 @@ class EngineShape:
     max_seqs: int
     max_batched_tokens: int
     max_context: int | None = None
+    # The per-request path outside the engine's steps (HTTP, tokenisation, scheduling): a constant delay
+    # that every request's first token and finish see (EfficiencyFactors.request_latency_s). Added to the
+    # records rather than to the arrivals: a constant delay in front of the engine shifts what it sees
+    # without changing it, so the steps and queueing are the same.
+    request_latency_s: float = 0.0
 
     def fits(self, a: Arrival) -> bool:
         total = a.prompt_tokens + a.output_tokens
