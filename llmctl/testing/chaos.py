@@ -64,10 +64,12 @@ class Load:
         stream_every: int = 4,
         timeout_s: float = 90.0,
         pause_s: float = 0.05,
+        extra_body: dict[str, object] | None = None,  # e.g. ignore_eos for a real engine's random weights
     ) -> None:
         self.url = base_url.rstrip("/") + "/v1/chat/completions"
         self.model, self.workers, self.max_tokens = model, workers, max_tokens
         self.stream_every, self.timeout_s, self.pause_s = stream_every, timeout_s, pause_s
+        self.extra_body = dict(extra_body or {})
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="load", daemon=True)
@@ -102,6 +104,7 @@ class Load:
             "messages": [{"role": "user", "content": "chaos"}],
             "max_tokens": self.max_tokens,
             "stream": stream,
+            **self.extra_body,
         }
         started = time.time()
         try:

@@ -42,8 +42,9 @@ def ssh_hosts() -> Iterator[SshdHosts]:
 
 
 @pytest.fixture(scope="session")
-def host_venv(ssh_hosts: SshdHosts) -> Path:
-    """A venv the test user can run (system Python, world-readable), with this checkout installed."""
+def built_host_venv() -> Path:
+    """A venv the test user can run (system Python, world-readable), with this checkout installed: built
+    once per session (pip takes most of a minute)."""
     python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else shutil.which("python3")
     assert python, "no python3 for the test hosts"
     root = Path(tempfile.mkdtemp(prefix="llmctl-host-venv-"))
@@ -64,6 +65,14 @@ def host_venv(ssh_hosts: SshdHosts) -> Path:
         check=True,
         timeout=900,
     )
+    return venv
+
+
+@pytest.fixture
+def host_venv(ssh_hosts: SshdHosts, built_host_venv: Path) -> Path:
+    """The built venv linked where `llmctl provision` would put gpu8's engine venv, again for each test:
+    the provisioning tests install a venv of their own there in between."""
+    venv = built_host_venv
     for name in ("gpu8",):
         workdir = ssh_hosts.home / ".llmctl" / name
         workdir.mkdir(parents=True, exist_ok=True)

@@ -28,10 +28,11 @@ import yaml
 from llmctl.control.launch import RUN_DIR_ENV
 from llmctl.state.store import Store
 from llmctl.state.telemetry import samples
+from llmctl.testing.chaos import Load
 from llmctl.testing.local_fleet import LocalFleet, wait_for
 from llmctl.testing.sshd_hosts import SshdHosts, available, start_hosts
 
-pytestmark = [pytest.mark.real_engine, pytest.mark.sshd, pytest.mark.slow]
+pytestmark = [pytest.mark.chaos, pytest.mark.real_engine, pytest.mark.sshd, pytest.mark.slow]
 INTERVAL_S = 1.0
 START_S = 420.0  # two real engines starting side by side on two busy cores, plus a first torch.compile
 # Memory each host offers its replica: both hosts are this one machine, so the two replicas must share it.
@@ -241,6 +242,16 @@ def test_real_vllm_lifecycle(
         old_family = set(family)
         # The API server and the EngineCore it spawned (the Worker too when vLLM runs it as a process).
         assert victim.pid in family and len(family) >= 2, family
+        # Under steady load through the gateway (the chaos run's load, on a real engine): every request
+        # gets an answer, or a stream cut by the dying replica; nothing wrong, no bare error.
+        load = Load(
+            f"http://127.0.0.1:{fleet.gateway_port}",
+            "chat",
+            workers=2,
+            pause_s=0.2,
+            extra_body={"ignore_eos": True},
+        )
+        load.start()
         killed = time.time()
         t = time.monotonic()
         os.kill(victim.pid, signal.SIGKILL)
@@ -257,6 +268,12 @@ def test_real_vllm_lifecycle(
         served = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=CHAT, timeout=60)
         assert served.status_code == 200
         report["kill9_to_served_s"] = time.monotonic() - t
+        outcomes = load.stop()
+        kinds = {o.kind for o in outcomes}
+        report["kill9_load"] = {k: sum(o.kind == k for o in outcomes) for k in sorted(kinds)}
+        assert kinds <= {"answer", "cut"} and sum(o.kind == "answer" for o in outcomes) > 10, [
+            o for o in outcomes if o.kind != "answer"
+        ][:5]
 
         # A restarted controller adopts both replicas and starts nothing.
         before = {n: r.pid for n, r in fleet.rows().items()}
