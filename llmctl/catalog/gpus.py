@@ -1,4 +1,5 @@
-"""GPU facts: memory, bandwidth, dense FLOP/s and a typical rental price, from vendor datasheets.
+"""GPU facts: memory, bandwidth, dense FLOP/s and a typical rental price, from vendor datasheets (the
+table itself is llmctl.catalog.gpu_table); the lookup by name, the interconnect links and CPU devices.
 
 All FLOP/s are *dense* (no 2:4 sparsity), which is what inference kernels reach. Prices are typical
 on-demand cloud rates per GPU-hour in late 2025; the inventory's own price always wins over them.
@@ -10,183 +11,20 @@ A CPU host (vLLM's CPU backend) is a device too: `cpu_device(cores, memory)` bui
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
+from llmctl.catalog.gpu_table import GB, GPU, GPU_LINKS, GPU_TABLE, PCIE5, TFLOPS, GiB
 from llmctl.errors import LlmctlError
 
-GiB = 1024**3
-GB = 1e9
-TFLOPS = 1e12
+# Re-exported: the catalog's users import the GPU type and units from here.
+__all__ = ["GB", "GPU", "GPUS", "GPU_LINKS", "LINKS", "TFLOPS", "GiB", "Link", "cpu_device", "find_gpu",
+           "get_gpu", "gpu_link", "match_gpu"]  # fmt: skip
 
-
-@dataclass(frozen=True)
-class GPU:
-    name: str  # canonical catalog key, e.g. "H100-SXM"
-    memory_bytes: int
-    hbm_bandwidth: float  # bytes/s
-    bf16_flops: float  # dense FLOP/s
-    fp8_flops: float | None  # dense FLOP/s; None when the GPU has no FP8 tensor cores
-    interconnect_bandwidth: float  # bytes/s per direction between GPUs of one host (NVLink or PCIe)
-    interconnect: str  # "nvlink" | "pcie"
-    host_link_bandwidth: float  # bytes/s host<->device (PCIe), used for weight load and wake-from-sleep
-    price_per_hour: float  # USD per GPU-hour, typical on-demand
-    aliases: tuple[str, ...]  # substrings of nvidia-smi names and common spellings
-    source: str
-    kind: Literal["gpu", "cpu"] = "gpu"  # cpu: a whole host's CPU and memory, served by vLLM's CPU backend
-    cores: int = 0  # cpu only: logical CPUs (what `nproc` counts)
-
-    @property
-    def supports_fp8(self) -> bool:
-        return self.fp8_flops is not None
-
-    @property
-    def is_cpu(self) -> bool:
-        return self.kind == "cpu"
-
-    @property
-    def memory_gib(self) -> float:
-        return self.memory_bytes / GiB
-
-
-_PCIE5 = 64 * GB  # x16 Gen5, per direction
+_PCIE5 = PCIE5
 _PCIE4 = 32 * GB  # x16 Gen4, per direction
 
-GPUS: dict[str, GPU] = {
-    g.name: g
-    for g in (
-        GPU(
-            "H100-SXM",
-            80 * GiB,
-            3.35e12,
-            989 * TFLOPS,
-            1979 * TFLOPS,
-            450 * GB,
-            "nvlink",
-            _PCIE5,
-            2.50,
-            ("H100 80GB HBM3", "H100-SXM5", "H100 SXM", "H100"),
-            "NVIDIA H100 datasheet (SXM5)",
-        ),
-        GPU(
-            "H100-PCIe",
-            80 * GiB,
-            2.0e12,
-            756 * TFLOPS,
-            1513 * TFLOPS,
-            _PCIE5,
-            "pcie",
-            _PCIE5,
-            2.00,
-            ("H100 PCIe", "H100-PCIE"),
-            "NVIDIA H100 datasheet (PCIe)",
-        ),
-        GPU(
-            "H200",
-            int(141 * GB),
-            4.8e12,
-            989 * TFLOPS,
-            1979 * TFLOPS,
-            450 * GB,
-            "nvlink",
-            _PCIE5,
-            3.50,
-            ("H200", "H200 SXM", "H200-SXM"),
-            "NVIDIA H200 datasheet (SXM)",
-        ),
-        GPU(
-            "B200",
-            int(180 * GB),
-            8.0e12,
-            2250 * TFLOPS,
-            4500 * TFLOPS,
-            900 * GB,
-            "nvlink",
-            _PCIE5,
-            5.50,
-            ("B200",),
-            "NVIDIA DGX B200 / HGX B200 datasheet (per GPU, dense)",
-        ),
-        GPU(
-            "A100-80GB",
-            80 * GiB,
-            2.039e12,
-            312 * TFLOPS,
-            None,
-            300 * GB,
-            "nvlink",
-            _PCIE4,
-            1.80,
-            ("A100-SXM4-80GB", "A100 80GB", "A100-80G", "A100-PCIE-80GB"),
-            "NVIDIA A100 datasheet (SXM4 80GB)",
-        ),
-        GPU(
-            "A100-40GB",
-            40 * GiB,
-            1.555e12,
-            312 * TFLOPS,
-            None,
-            300 * GB,
-            "nvlink",
-            _PCIE4,
-            1.30,
-            ("A100-SXM4-40GB", "A100 40GB", "A100-40G", "A100-PCIE-40GB"),
-            "NVIDIA A100 datasheet (SXM4 40GB)",
-        ),
-        GPU(
-            "L40S",
-            48 * GiB,
-            864 * GB,
-            362 * TFLOPS,
-            733 * TFLOPS,
-            _PCIE4,
-            "pcie",
-            _PCIE4,
-            1.00,
-            ("L40S",),
-            "NVIDIA L40S datasheet",
-        ),
-        GPU(
-            "L4",
-            24 * GiB,
-            300 * GB,
-            121 * TFLOPS,
-            242 * TFLOPS,
-            _PCIE4,
-            "pcie",
-            _PCIE4,
-            0.70,
-            ("L4",),
-            "NVIDIA L4 datasheet",
-        ),
-        GPU(
-            "A10G",
-            24 * GiB,
-            600 * GB,
-            70 * TFLOPS,
-            None,
-            _PCIE4,
-            "pcie",
-            _PCIE4,
-            1.00,
-            ("A10G",),
-            "AWS G5 documentation (A10G tensor performance)",
-        ),
-        GPU(
-            "RTX-4090",
-            24 * GiB,
-            1008 * GB,
-            165 * TFLOPS,
-            330 * TFLOPS,
-            _PCIE4,
-            "pcie",
-            _PCIE4,
-            0.40,
-            ("RTX 4090", "GeForce RTX 4090", "4090"),
-            "NVIDIA Ada whitepaper (FP16 tensor with FP16 accumulate; FP32 accumulate is half)",
-        ),
-    )
-}
+GPUS: dict[str, GPU] = {g.name: g for g in GPU_TABLE}
 
 
 # --- interconnects: all-reduce latency and bus bandwidth as measured, per link generation ----------------
@@ -236,6 +74,26 @@ LINKS: dict[str, Link] = {
             tp2_latency_s=7e-6,
         ),
         Link(
+            "nvlink4-bridge",
+            37.5e-6,
+            240 * GB,
+            # No measurement in the published set: H100 NVL / H200 NVL cards are joined by NVLink bridges
+            # (300-450 GB/s per direction, datasheets), without NVSwitch's in-switch reduction; 80% of the
+            # H100 NVL bridge's 300 GB/s, the NVLink 4 latencies.
+            "estimate: 80% of the H100 NVL bridge (NVIDIA H100 datasheet), nvlink4-nvswitch latency",
+            tp2_latency_s=7e-6,
+        ),
+        Link(
+            "infinity-fabric-mi300",
+            37.5e-6,
+            315 * GB,
+            # No measurement in the published set: an MI300X board links every GPU to each peer directly
+            # (7 x 128 GB/s, 448 GB/s per direction, AMD datasheet); RCCL rings over the mesh reach about
+            # 70% of that; latency as NVLink 4's, TP 2 as an A100's direct pair.
+            "estimate: 70% of MI300X Infinity Fabric (AMD MI300X datasheet), nvlink4-nvswitch latency",
+            tp2_latency_s=10e-6,
+        ),
+        Link(
             "pcie5",
             30e-6,
             0.6 * _PCIE5,
@@ -248,15 +106,6 @@ LINKS: dict[str, Link] = {
         Link("memory", 10e-6, 10 * GB, "CPU host: no tensor parallelism across sockets"),
     )
 }
-# Which link each catalog GPU's multi-GPU hosts use (SXM boards on NVSwitch; PCIe cards without bridges).
-GPU_LINKS: dict[str, str] = {
-    "H100-SXM": "nvlink4-nvswitch",
-    "H200": "nvlink4-nvswitch",
-    "B200": "nvlink5-nvswitch",
-    "A100-80GB": "nvlink3-nvswitch",
-    "A100-40GB": "nvlink3-nvswitch",
-    "H100-PCIe": "pcie5",
-}
 
 
 def gpu_link(gpu: GPU) -> Link:
@@ -265,6 +114,8 @@ def gpu_link(gpu: GPU) -> Link:
         return LINKS[GPU_LINKS[gpu.name]]
     if gpu.interconnect == "nvlink":
         return LINKS["nvlink4-nvswitch"]
+    if gpu.interconnect == "infinity-fabric":
+        return LINKS["infinity-fabric-mi300"]
     if gpu.interconnect == "pcie":
         return LINKS["pcie5" if gpu.interconnect_bandwidth >= _PCIE5 else "pcie4"]
     return LINKS["memory"]
@@ -339,26 +190,47 @@ def _normalise(text: str) -> str:
     return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w for w in re.split(r"[^a-z0-9]+", text.lower()) if w)
+
+
+def _contains(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    n = len(part)
+    return n > 0 and any(words[i : i + n] == part for i in range(len(words) - n + 1))
+
+
+def match_gpu(name: str, gpus: Iterable[GPU]) -> GPU | None:
+    """The GPU among `gpus` that a catalog key, alias or tool-reported product name names: an exact match of
+    the name or an alias (ignoring case and punctuation), else the longest alias whose words appear in order
+    in the name. Words, not letters: 'NVIDIA GH200 480GB' is not an 'H200' and 'RTX A4000' not an 'A40'."""
+    candidates = list(gpus)
+    wanted = _normalise(re.sub(r"^\s*(nvidia|amd)\s+", "", name, flags=re.IGNORECASE))
+    for gpu in candidates:
+        if wanted == _normalise(gpu.name) or any(wanted == _normalise(a) for a in gpu.aliases):
+            return gpu
+    # Tool names carry extra words ("NVIDIA H100 80GB HBM3", "AMD Instinct MI300X VF"); the longest alias
+    # contained wins so that "H100 PCIe" is not taken for the bare "H100".
+    words = _words(name)
+    best: tuple[int, GPU] | None = None
+    for gpu in candidates:
+        # Aliases only: a key like "RTX-PRO-6000" would also claim the slower Max-Q edition's name.
+        for alias in gpu.aliases:
+            a = _words(alias)
+            size = len(_normalise(alias))
+            if _contains(words, a) and (best is None or size > best[0]):
+                best = (size, gpu)
+    return best[1] if best else None
+
+
 def find_gpu(name: str) -> GPU | None:
-    """Catalog entry for a catalog key, alias or nvidia-smi name (e.g. 'NVIDIA H100 80GB HBM3'), or the CPU
-    device a name like 'CPU-x86-AVX512-16c-96GiB' describes (without '-<N>GiB': 4 GiB per core)."""
+    """Catalog entry for a catalog key, alias or nvidia-smi / rocm-smi / amd-smi product name (e.g. 'NVIDIA
+    H100 80GB HBM3', 'AMD Instinct MI300X'), or the CPU device a name like 'CPU-x86-AVX512-16c-96GiB'
+    describes (without '-<N>GiB': 4 GiB per core)."""
     if name in GPUS:
         return GPUS[name]
     if name.strip().lower().startswith("cpu-"):
         return _find_cpu(name)
-    wanted = _normalise(name.removeprefix("NVIDIA ").removeprefix("nvidia "))
-    for gpu in GPUS.values():
-        if wanted == _normalise(gpu.name) or any(wanted == _normalise(a) for a in gpu.aliases):
-            return gpu
-    # nvidia-smi names carry extra words ("NVIDIA H100 80GB HBM3"); the longest alias contained wins so that
-    # "H100 PCIe" is not taken for the bare "H100".
-    best: tuple[int, GPU] | None = None
-    for gpu in GPUS.values():
-        for alias in (gpu.name, *gpu.aliases):
-            a = _normalise(alias)
-            if a and a in wanted and (best is None or len(a) > best[0]):
-                best = (len(a), gpu)
-    return best[1] if best else None
+    return match_gpu(name, GPUS.values())
 
 
 def get_gpu(name: str) -> GPU:

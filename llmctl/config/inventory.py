@@ -16,10 +16,19 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from llmctl.catalog.gpus import CPU_PRICE_PER_CORE_HOUR, GPU, GPUS, find_gpu
-from llmctl.config.source import LineMap, load_yaml, validate
+from llmctl.config.gpu_types import parse_gpu_types, resolve_gpu
+from llmctl.config.source import LineMap, validate
 from llmctl.errors import ConfigError, LlmctlError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -29,24 +38,41 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _gpu_types(info: ValidationInfo) -> dict[str, GPU]:
+    """The inventory's own GPU types (gpu_types), which the loader passes as validation context."""
+    return dict((info.context or {}).get("gpu_types", {}))
+
+
 class DeclaredGPUs(Strict):
-    """GPUs as the inventory states them; used until facts are gathered from nvidia-smi."""
+    """GPUs as the inventory states them; used until facts are gathered from nvidia-smi (or amd-smi). The
+    type is a catalog GPU or one of the inventory's gpu_types."""
 
     type: str
     count: int = Field(ge=1, le=64)
+    _gpu: GPU | None = PrivateAttr(default=None)  # the resolved type, an operator-defined one included
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
-        gpu = find_gpu(value)
+    def _known_type(cls, value: str, info: ValidationInfo) -> str:
+        own = _gpu_types(info)
+        gpu = resolve_gpu(value, own)
         if gpu is None or gpu.is_cpu:
             hint = "; a CPU host takes accelerator: cpu and cpu: {cores, memory_gib}" if gpu else ""
-            raise ValueError(f"unknown GPU type {value!r}; known: {', '.join(GPUS)}{hint}")
+            mine = f"; the inventory's gpu_types: {', '.join(own)}" if own else ""
+            raise ValueError(
+                f"unknown GPU type {value!r}; known: {', '.join(GPUS)}{mine}{hint}"
+                " (or define it in the inventory's gpu_types)"
+            )
         return gpu.name
+
+    @model_validator(mode="after")
+    def _resolve(self, info: ValidationInfo) -> DeclaredGPUs:
+        self._gpu = resolve_gpu(self.type, _gpu_types(info))
+        return self
 
     @property
     def gpu(self) -> GPU:
-        found = find_gpu(self.type)
+        found = self._gpu or find_gpu(self.type)
         assert found is not None  # checked at validation
         return found
 
@@ -133,6 +159,13 @@ class Host(Strict):
 class Inventory(Strict):
     file: str = ""
     hosts: tuple[Host, ...]
+    # Operator-defined GPU types (gpu_types): name -> catalog-shaped GPU.
+    gpu_types: dict[str, GPU] = Field(default_factory=dict)
+
+    def find_gpu(self, name: str) -> GPU | None:
+        """A GPU type or tool-reported product name as this inventory resolves it: its own gpu_types (by name
+        or alias) first, then the catalog. The planner looks GPUs up here, not in the catalog alone."""
+        return resolve_gpu(name, self.gpu_types)
 
     def host(self, name: str) -> Host:
         for h in self.hosts:
@@ -156,16 +189,19 @@ class Inventory(Strict):
 
 class _NativeInventory(Strict):
     defaults: dict[str, Any] = Field(default_factory=dict)
+    gpu_types: dict[str, Any] | None = None  # validated by parse_gpu_types, with each entry's lines
     hosts: dict[str, dict[str, Any] | None]
 
 
 def _native(data: dict[str, Any], lines: LineMap) -> Inventory:
     raw = validate(_NativeInventory, data, lines)
+    types = parse_gpu_types(raw.gpu_types, lines, ("gpu_types",))
     hosts = []
     for name, fields in raw.hosts.items():
         merged = {**raw.defaults, **(fields or {}), "name": name}
-        hosts.append(validate(Host, merged, _host_lines(lines, ("hosts", name), set(fields or {}))))
-    return Inventory(file=lines.file, hosts=tuple(hosts))
+        host_lines = _host_lines(lines, ("hosts", name), set(fields or {}))
+        hosts.append(validate(Host, merged, host_lines, context={"gpu_types": types}))
+    return Inventory(file=lines.file, hosts=tuple(hosts), gpu_types=types)
 
 
 def _host_lines(lines: LineMap, host_path: tuple[str, ...], own: set[str]) -> LineMap:
@@ -241,13 +277,21 @@ def _ansible(data: dict[str, Any], lines: LineMap) -> Inventory:
         for child, child_body in (body.get("children") or {}).items():
             walk(child, child_body, (*path, "children", child), group_vars, groups)
 
+    # llmctl_gpu_types belongs to the inventory, not to a host: taken from all.vars before the walk.
+    top: dict[str, Any] = data["all"] if isinstance(data["all"], dict) else {}
+    top_vars: dict[str, Any] = top["vars"] if isinstance(top.get("vars"), dict) else {}
+    types = parse_gpu_types(top_vars.get("llmctl_gpu_types"), lines, ("all", "vars", "llmctl_gpu_types"))
+    if "llmctl_gpu_types" in top_vars:
+        data = {
+            **data,
+            "all": {**top, "vars": {k: v for k, v in top_vars.items() if k != "llmctl_gpu_types"}},
+        }
     walk("all", data["all"], ("all",), {}, [])
     result = []
     for name in order:
-        result.append(
-            validate(Host, hosts[name], _host_lines(lines, tuple(map(str, host_path[name])), set()))
-        )
-    return Inventory(file=lines.file, hosts=tuple(result))
+        host_lines = _host_lines(lines, tuple(map(str, host_path[name])), set())
+        result.append(validate(Host, hosts[name], host_lines, context={"gpu_types": types}))
+    return Inventory(file=lines.file, hosts=tuple(result), gpu_types=types)
 
 
 def parse_inventory(data: Any, lines: LineMap) -> Inventory:
@@ -260,5 +304,8 @@ def parse_inventory(data: Any, lines: LineMap) -> Inventory:
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    data, lines = load_yaml(path)
-    return parse_inventory(data, lines)
+    """llmctl's YAML, Ansible's YAML or INI, or `ansible-inventory --list` JSON, told apart by content."""
+    # Imported here: those readers build on this module's models and parse_inventory.
+    from llmctl.config.inventory_forms import load_inventory_file
+
+    return load_inventory_file(path)

@@ -159,8 +159,12 @@ def _field_loc(loc: tuple[str | int, ...]) -> PathKey:
 _TYPE_NAMES = {"str", "int", "float", "bool", "list", "dict", "tuple", "literal['auto']", "none"}
 
 
-def validate(model: type[M], data: Any, lines: LineMap, prefix: PathKey = ()) -> M:
+def validate(
+    model: type[M], data: Any, lines: LineMap, prefix: PathKey = (), context: dict[str, Any] | None = None
+) -> M:
+    """`context` reaches the model's validators (pydantic's ValidationInfo.context): an inventory's own GPU
+    types, for instance, which a host's `gpus: {type: ...}` may name."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise validation_errors(exc, lines, prefix) from None

@@ -31,6 +31,12 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi 2>/dev/null
 else
   echo missing
+  # AMD hosts: amd-smi where ROCm ships it (6.x on), else the older rocm-smi.
+  if command -v amd-smi >/dev/null 2>&1; then
+    echo "@@ amd_smi_static"; amd-smi static --asic --bus --vram --json 2>/dev/null
+  elif command -v rocm-smi >/dev/null 2>&1; then
+    echo "@@ rocm_smi"; rocm-smi --showproductname --showuse --showmeminfo vram --showuniqueid --json 2>/dev/null
+  fi
 fi
 echo "@@ cpus"; nproc 2>/dev/null || getconf _NPROCESSORS_ONLN
 echo "@@ meminfo"; while read -r k n _; do [ "$k" = MemTotal: ] && echo "$n"; done </proc/meminfo
@@ -55,13 +61,17 @@ done
 """
 
 
+# The tools whose GPU list is gathered fact rather than the inventory's word.
+GPU_TOOLS = ("nvidia-smi", "amd-smi", "rocm-smi")
+
+
 def facts_argv(host: Host) -> list[str]:
     return ["sh", "-c", FACTS_SCRIPT, "llmctl-facts", host.model_cache, venv_dir(host), host.python]
 
 
 def with_declared_gpus(host: Host, facts: HostFacts) -> HostFacts:
-    """Without nvidia-smi the inventory's declared GPUs stand in, and the facts say so."""
-    if facts.gpu_source == "nvidia-smi" or host.gpus is None:
+    """Without nvidia-smi (or amd-smi, rocm-smi) the inventory's declared GPUs stand in, and the facts say so."""
+    if facts.gpu_source in GPU_TOOLS or host.gpus is None:
         return facts
     gpu = host.gpus.gpu
     declared = tuple(
@@ -100,5 +110,11 @@ def cached_facts(store: Store) -> dict[str, HostResources]:
     out: dict[str, HostResources] = {}
     for host, (_, data) in store.all_facts().items():
         facts = HostFacts.from_dict(data)
-        out[host] = HostResources(tuple(facts.gpu_slots()), facts.cpus, facts.memory_mib)
+        out[host] = HostResources(
+            tuple(facts.gpu_slots()),
+            facts.cpus,
+            facts.memory_mib,
+            {g.index: g.memory_total_mib for g in facts.gpus},
+            facts.gpu_source,
+        )
     return out

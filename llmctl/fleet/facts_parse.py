@@ -14,7 +14,7 @@ SECTION = re.compile(r"^@@ (\w+)$")
 @dataclass(frozen=True)
 class GpuFact:
     index: int
-    name: str  # as nvidia-smi reports it
+    name: str  # as nvidia-smi (or amd-smi, rocm-smi) reports it
     memory_total_mib: int
     memory_used_mib: int
     utilization_pct: int
@@ -26,7 +26,8 @@ class GpuFact:
 class HostFacts:
     host: str
     gpus: tuple[GpuFact, ...] = ()
-    gpu_source: str = "nvidia-smi"  # or "declared" (no nvidia-smi: the inventory's GPUs) or "none"
+    # nvidia-smi | amd-smi | rocm-smi, or "declared" (no such tool: the inventory's GPUs) or "none"
+    gpu_source: str = "nvidia-smi"
     driver_version: str | None = None
     cuda_version: str | None = None
     cpus: int | None = None
@@ -93,14 +94,26 @@ def parse_facts(host: str, text: str) -> HostFacts:
     notes: list[str] = []
     gpus: tuple[GpuFact, ...] = ()
     source = "none"
+    # The AMD parsers build GpuFacts, defined here: imported where used so that neither module imports
+    # the other at load time.
+    from llmctl.fleet.amd_smi_parse import parse_amd_smi_static
+    from llmctl.fleet.rocm_smi_parse import parse_rocm_smi_json
+
     if s.get("nvidia_smi_status", ["missing"])[0] == "ok":
         gpus = parse_gpu_csv(s.get("gpus", []))
         source = "nvidia-smi"
-        unknown = sorted({g.name for g in gpus if g.catalog is None})
-        if unknown:
-            notes.append(f"GPU type(s) unknown to the catalog: {', '.join(unknown)}")
+    elif "amd_smi_static" in s:
+        gpus, source = parse_amd_smi_static("\n".join(s["amd_smi_static"])), "amd-smi"
+    elif "rocm_smi" in s:
+        gpus, source = parse_rocm_smi_json("\n".join(s["rocm_smi"])), "rocm-smi"
     else:
         notes.append("no nvidia-smi on this host")
+    unknown = sorted({g.name for g in gpus if g.catalog is None})
+    if unknown:
+        notes.append(
+            f"GPU type(s) unknown to the catalog: {', '.join(unknown)} (plannable once the inventory's"
+            " gpu_types describes them)"
+        )
     smi = "\n".join(s.get("smi_header", []))
     driver = re.search(r"Driver Version:\s*([\d.]+)", smi)
     cuda = re.search(r"CUDA Version:\s*([\d.]+)", smi)

@@ -35,6 +35,23 @@ def is_local_path(model: str) -> bool:
     return model.startswith(("/", "~", "./", "../"))
 
 
+# vLLM's ROCm build: PyPI's vllm is the CUDA build, so AMD hosts install the same distribution from vLLM's ROCm
+# wheel index, https://wheels.vllm.ai/rocm/<version>/<variant>; with pip the version is pinned exactly and the
+# index given as an extra index (vLLM docs, "Installation: GPU, AMD ROCm", pre-built wheels). The variant names
+# the ROCm release the wheel is built for: rocm700 (ROCm 7.0) is the documented one for 0.14.0 to 0.18.0; for
+# other versions or ROCm releases pass pip_args (e.g. --extra-index-url .../rocm721) or use AMD's rocm/vllm
+# container. ROCm wheels are built for Python 3.12 only: on another Python pip falls back to the CUDA wheel.
+ROCM_WHEEL_INDEX = "https://wheels.vllm.ai/rocm/{version}/{variant}"
+ROCM_WHEEL_VARIANT = "rocm700"
+
+
+_ROCM_VARIANT = re.compile(r"wheels\.vllm\.ai/rocm/[^/]+/(rocm\d+)")
+
+
+def rocm_pip_args(version: str, variant: str = ROCM_WHEEL_VARIANT) -> tuple[str, ...]:
+    return ("--extra-index-url", ROCM_WHEEL_INDEX.format(version=version, variant=variant))
+
+
 # Download headroom over the weights: tokenizer, configs, and the temporary files of an interrupted fetch.
 DISK_HEADROOM = 1.15
 
@@ -54,6 +71,7 @@ class HostWork:
     host: Host
     packages: tuple[tuple[str, str], ...]  # (vllm | sglang | llmctl, pinned version)
     models: tuple[str, ...]
+    rocm: bool = False  # AMD GPUs: vllm comes from vLLM's ROCm wheel index
 
 
 def _sh(script: str, *args: str) -> tuple[str, ...]:
@@ -105,13 +123,22 @@ def steps_for(work: HostWork, pip_args: Sequence[str] = (), wheel: str | None = 
         spec = f"{package}=={version}"
         # The emulated engine is llmctl itself: a wheel built from this checkout when given.
         source = wheel if package == "llmctl" and wheel else spec
+        rocm = work.rocm and package == "vllm"
+        extra: tuple[str, ...] = ()
+        if rocm:
+            # An index the operator passes (another ROCm variant) replaces the default one; pip needs the
+            # local version to prefer the index's wheel over PyPI's CUDA one (vLLM docs).
+            given = next((m.group(1) for a in pip_args if (m := _ROCM_VARIANT.search(a))), None)
+            extra = () if given else rocm_pip_args(version)
+            source = f"{spec}+{given or ROCM_WHEEL_VARIANT}"
         steps.append(
             Step(
                 f"install {package}",
-                f"{spec} in the venv",
+                f"{spec} in the venv" + (" (vLLM's ROCm build)" if rocm else ""),
+                # The ROCm wheel's version carries a local part (0.18.0+rocm700): compared without it.
                 _sh(
                     'v=$(x "$1"); test "$("$v/bin/python" -c "import importlib.metadata as m, sys; '
-                    'print(m.version(sys.argv[1]))" "$2" 2>/dev/null)" = "$3"',
+                    'print(m.version(sys.argv[1]).split(\'+\')[0])" "$2" 2>/dev/null)" = "$3"',
                     venv,
                     package,
                     version,
@@ -120,6 +147,7 @@ def steps_for(work: HostWork, pip_args: Sequence[str] = (), wheel: str | None = 
                     'v=$(x "$1"); shift; cd "$HOME" && '
                     '"$v/bin/python" -m pip install --quiet --disable-pip-version-check "$@"',
                     venv,
+                    *extra,
                     *pip_args,
                     source,
                 ),
@@ -181,6 +209,7 @@ def work_from_plan(plan: Plan, hosts: Sequence[Host], llmctl_version: str) -> li
     by_name = {h.name: h for h in hosts}
     packages: dict[str, dict[str, str]] = {}
     models: dict[str, list[str]] = {}
+    rocm: set[str] = set()
     for r in plan.replicas:
         if r.host not in by_name:
             continue
@@ -190,6 +219,11 @@ def work_from_plan(plan: Plan, hosts: Sequence[Host], llmctl_version: str) -> li
             pkgs["llmctl"] = llmctl_version  # the emulator needs no weights
             continue
         pkgs[r.engine_package] = r.engine_version
+        if r.rocm:
+            rocm.add(r.host)
         if r.model not in host_models:
             host_models.append(r.model)
-    return [HostWork(by_name[h], tuple(pkgs.items()), tuple(models[h])) for h, pkgs in packages.items()]
+    return [
+        HostWork(by_name[h], tuple(pkgs.items()), tuple(models[h]), rocm=h in rocm)
+        for h, pkgs in packages.items()
+    ]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from llmctl.catalog.gpus import GPU, GiB, cpu_device, find_gpu
+from llmctl.catalog.gpus import GPU, GiB, cpu_device
+from llmctl.catalog.gpus import find_gpu as find_catalog_gpu
+from llmctl.config.gpu_types import unknown_gpu_message, with_memory
 from llmctl.config.inventory import Host, Inventory
 
 MiB = 1024**2
@@ -28,6 +30,8 @@ class HostState:
     used: dict[int, str] = field(default_factory=dict)  # GPU index -> replica holding it
     ports: set[int] = field(default_factory=set)
     problem: str = ""  # why a CPU host offers no slot (its memory or cores are unknown)
+    # GPUs its facts report that neither the catalog nor the inventory's gpu_types knows: what to add, in words.
+    unknown: str = ""
 
     def free(self, gpu_name: str) -> list[int]:
         return [s.index for s in self.slots if s.gpu.name == gpu_name and s.index not in self.used]
@@ -71,6 +75,10 @@ class HostResources:
     gpus: Sequence[tuple[int, str]] = ()
     cpus: int | None = None
     memory_mib: int | None = None
+    # GPU index -> memory the tool measured (MiB): what an operator-typed GPU is planned with. These two
+    # describe the GPUs above rather than being resources of their own: left out of comparisons.
+    gpu_memory_mib: Mapping[int, int] = field(default_factory=dict, compare=False)
+    gpu_source: str = field(default="nvidia-smi", compare=False)  # the tool that reported them, for messages
 
 
 # Facts gathered from hosts: host name -> [(GPU index, nvidia-smi name)], or HostResources (which also carries
@@ -109,18 +117,43 @@ def host_states(inventory: Inventory, facts: GpuFacts | None = None) -> list[Hos
             states.append(_cpu_state(host, gathered))
             continue
         slots: list[GpuSlot] = []
+        unknown = ""
         if gathered is not None:
-            pairs = gathered.gpus if isinstance(gathered, HostResources) else gathered
-            for index, name in pairs:
-                gpu = find_gpu(name)
-                if (
-                    gpu is not None and not gpu.is_cpu
-                ):  # a GPU the catalog does not know cannot be planned for
-                    slots.append(GpuSlot(index, gpu))
+            slots, unknown = _gathered_slots(inventory, host, gathered)
         elif host.gpus:
             slots = [GpuSlot(i, host.gpus.gpu) for i in range(host.gpus.count)]
-        states.append(HostState(host, slots))
+        states.append(HostState(host, slots, unknown=unknown))
     return states
+
+
+def _gathered_slots(
+    inventory: Inventory, host: Host, gathered: Sequence[tuple[int, str]] | HostResources
+) -> tuple[list[GpuSlot], str]:
+    """Slots from facts. An operator-defined type is planned with the memory the tool measured; a GPU nobody
+    knows takes the host's declared operator type where it has one, and is otherwise left out, with the
+    YAML that would make it usable."""
+    resources = gathered if isinstance(gathered, HostResources) else HostResources(tuple(gathered))
+    declared = host.gpus.gpu if host.gpus else None
+    fallback = declared if declared is not None and declared.name in inventory.gpu_types else None
+    slots: list[GpuSlot] = []
+    unknown: dict[str, tuple[int, int | None]] = {}  # product name -> (count, measured MiB)
+    for index, name in resources.gpus:
+        gpu = inventory.find_gpu(name)
+        measured = resources.gpu_memory_mib.get(index)
+        if gpu is None and fallback is not None:
+            gpu = fallback
+        if gpu is None or gpu.is_cpu:
+            count, _ = unknown.get(name, (0, None))
+            unknown[name] = (count + 1, measured)
+            continue
+        if gpu.name in inventory.gpu_types:
+            gpu = with_memory(gpu, measured)
+        slots.append(GpuSlot(index, gpu))
+    message = "; ".join(
+        unknown_gpu_message(host.name, name, mib, resources.gpu_source, count, inventory.gpu_types)
+        for name, (count, mib) in unknown.items()
+    )
+    return slots, message
 
 
 def selected(states: list[HostState], host_group: str | None, hosts: Sequence[str]) -> list[HostState]:
@@ -136,7 +169,7 @@ def _wanted(gpu: GPU, gpu_type: str | None) -> bool:
     if gpu_type is None:
         return True
     # A CPU type in a placement selects CPU hosts, whatever their cores and memory: those are the host's.
-    wanted = find_gpu(gpu_type)
+    wanted = find_catalog_gpu(gpu_type)
     return gpu.name == gpu_type or bool(gpu.is_cpu and wanted is not None and wanted.is_cpu)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from llmctl.catalog.gpus import GPU, find_gpu
 from llmctl.catalog.models import Model, find_model
@@ -50,7 +51,12 @@ def _flagspec(shape: Shape, flagspecs: FlagSpecs) -> FlagSpec:
 
 
 def _shape(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) -> Shape:
-    return shape_cpu_replica(dep, model, gpu) if gpu.is_cpu else shape_replica(dep, model, gpu, gpus_on_host)
+    if gpu.is_cpu:
+        return shape_cpu_replica(dep, model, gpu)
+    shape = shape_replica(dep, model, gpu, gpus_on_host)
+    # The same flags and sizing: vLLM's ROCm build takes the CUDA build's command line (and reads
+    # CUDA_VISIBLE_DEVICES); only the package it is installed from differs.
+    return replace(shape, rocm=True) if gpu.is_rocm and shape.engine == "vllm" else shape
 
 
 def _program(shape: Shape) -> tuple[str, ...]:
@@ -120,6 +126,7 @@ def plan_playbook(
         place = dep.placement
         _check_cpu_hosts(dep, states, inventory)
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
+        _check_unknown_gpus(dep, states, inventory, bool(candidates))
         if not candidates:
             raise _impossible(dep, d_index, inventory, states, lines, playbook.file)
         warnings.extend(_model_path_warning(dep, model))
@@ -321,6 +328,17 @@ def _check_cpu_hosts(dep: Deployment, states: list[HostState], inventory: Invent
     for st in selected(states, place.host_group, place.hosts):
         if st.problem:
             raise PlanError(f"{inventory.file}: {st.problem}")
+
+
+def _check_unknown_gpus(dep: Deployment, states: list[HostState], inventory: Inventory, placed: bool) -> None:
+    """A selected host whose facts report a GPU no one knows is refused with the YAML that would make it
+    usable, unless the placement asks for a GPU type that other hosts offer (then that host is not needed)."""
+    place = dep.placement
+    if place.gpu_type and placed:
+        return
+    problems = [st.unknown for st in selected(states, place.host_group, place.hosts) if st.unknown]
+    if problems:
+        raise PlanError(f"{inventory.file}: {'; '.join(problems)}")
 
 
 def _model_path_warning(dep: Deployment, model: Model) -> list[str]:

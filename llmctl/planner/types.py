@@ -48,6 +48,9 @@ class Shape:
     est_tokens_per_s: float  # modelled decode throughput of the replica at est_batch
     decisions: tuple[Decision, ...] = ()
     device: str = "gpu"  # gpu | cpu (vLLM's CPU backend)
+    # An AMD GPU: served by vLLM's ROCm build. Its distribution is also named vllm, from vLLM's ROCm wheel
+    # index rather than PyPI (PyPI's vllm is the CUDA build); llmctl.fleet.provision installs from there.
+    rocm: bool = False
 
     @property
     def engine_package(self) -> str:
@@ -88,6 +91,11 @@ class PlannedReplica:
     @property
     def engine_package(self) -> str:
         return self.shape.engine_package
+
+    @property
+    def rocm(self) -> bool:
+        """On AMD GPUs: the engine is vLLM's ROCm build."""
+        return self.shape.rocm
 
     @property
     def model(self) -> str:

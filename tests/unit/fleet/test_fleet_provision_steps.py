@@ -48,7 +48,12 @@ def test_work_from_plan_groups_engines_and_models_per_host() -> None:
 
     def r(host: str, engine: str, version: str, model: str, package: str = "") -> SimpleNamespace:
         return SimpleNamespace(
-            host=host, engine=engine, engine_version=version, model=model, engine_package=package or engine
+            host=host,
+            engine=engine,
+            engine_version=version,
+            model=model,
+            engine_package=package or engine,
+            rocm=False,
         )
 
     replicas = [
