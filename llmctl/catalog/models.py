@@ -10,8 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from llmctl.errors import LlmctlError
-
 
 @dataclass(frozen=True)
 class Model:
@@ -31,6 +29,20 @@ class Model:
     eagle3_drafts: tuple[str, ...] = ()
     eagle3_draft_params: float = 0.0  # size of the draft head, for its cost and memory
     aliases: tuple[str, ...] = field(default=())
+    # Multi-head latent attention (DeepSeek-V2/V3): each layer caches one latent of kv_lora_rank +
+    # qk_rope_head_dim values per token instead of K and V per head; 0 = ordinary K/V heads.
+    kv_latent_dim: int = 0
+    # Sliding-window attention: `sliding_layers` of the layers attend to the last `sliding_window` tokens
+    # only, so their KV cache is bounded by the window (0 = every layer attends to the whole context).
+    sliding_window: int = 0
+    sliding_layers: int = 0
+    # Size of the checkpoint's weights when known (safetensors index metadata.total_size, or estimated from a
+    # pre-quantised checkpoint's quantization_config); None = num_params at the serving dtype.
+    checkpoint_bytes: float | None = None
+    checkpoint_dtype_bytes: float = 2.0  # bytes per weight of an unquantised checkpoint (torch_dtype)
+    # A pre-quantised checkpoint's method (fp8, mxfp4, awq, gptq, compressed-tensors, ...): the engine reads
+    # it from config.json, so the planner adds no --quantization and sizes weights from checkpoint_bytes.
+    quantization: str | None = None
 
     @property
     def params_per_token(self) -> float:
@@ -189,14 +201,6 @@ def find_model(name: str) -> Model | None:
     return None
 
 
-def _int(cfg: Mapping[str, Any], *keys: str) -> int | None:
-    for key in keys:
-        value = cfg.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    return None
-
-
 def estimate_params(
     layers: int,
     hidden: int,
@@ -215,48 +219,9 @@ def estimate_params(
     return float(layers * (attn + mlp + 2 * hidden) + embed)
 
 
-def model_from_hf_config(name: str, cfg: Mapping[str, Any]) -> Model:
-    """Build a Model from a Hugging Face config.json mapping (Llama, Qwen, Mistral, Mixtral shapes).
+def model_from_hf_config(name: str, cfg: Mapping[str, Any], checkpoint_bytes: float | None = None) -> Model:
+    """Build a Model from a Hugging Face config.json mapping; see llmctl.catalog.hf_config (imported here, not at
+    the top, because that module builds on Model)."""
+    from llmctl.catalog.hf_config import model_from_hf_config as from_config
 
-    Raises LlmctlError naming the missing keys when the config lacks what the performance model needs."""
-    cfg = cfg.get("text_config", cfg) if isinstance(cfg.get("text_config"), Mapping) else cfg
-    layers = _int(cfg, "num_hidden_layers", "n_layer", "num_layers")
-    hidden = _int(cfg, "hidden_size", "n_embd", "d_model")
-    heads = _int(cfg, "num_attention_heads", "n_head")
-    inter = _int(cfg, "intermediate_size", "moe_intermediate_size", "ffn_dim")
-    vocab = _int(cfg, "vocab_size")
-    missing = [
-        k
-        for k, v in (
-            ("num_hidden_layers", layers),
-            ("hidden_size", hidden),
-            ("num_attention_heads", heads),
-            ("intermediate_size", inter),
-            ("vocab_size", vocab),
-        )
-        if v is None
-    ]
-    if missing or layers is None or hidden is None or heads is None or inter is None or vocab is None:
-        raise LlmctlError(f"model {name!r}: config.json lacks {', '.join(missing)}")
-    kv_heads = _int(cfg, "num_key_value_heads", "num_kv_heads") or heads
-    head_dim = _int(cfg, "head_dim") or hidden // heads
-    experts = _int(cfg, "num_local_experts", "num_experts") or 1
-    top_k = _int(cfg, "num_experts_per_tok", "moe_topk") or 1
-    tied = bool(cfg.get("tie_word_embeddings", False))
-    total = estimate_params(layers, hidden, heads, kv_heads, head_dim, inter, vocab, experts, tied)
-    active = estimate_params(layers, hidden, heads, kv_heads, head_dim, inter, vocab, top_k, tied)
-    return Model(
-        name=name,
-        num_layers=layers,
-        hidden_size=hidden,
-        num_attention_heads=heads,
-        num_kv_heads=kv_heads,
-        head_dim=head_dim,
-        intermediate_size=inter,
-        vocab_size=vocab,
-        num_params=total,
-        max_context=_int(cfg, "max_position_embeddings", "max_sequence_length", "n_positions") or 4096,
-        num_experts=experts,
-        experts_per_token=top_k if experts > 1 else 1,
-        active_params=active if experts > 1 else None,
-    )
+    return from_config(name, cfg, checkpoint_bytes)

@@ -87,7 +87,7 @@ def show_plan(plan: Plan) -> None:
     for r in plan.replicas:
         s = r.shape
         engine = ("emu-" if s.engine == "emulated" else "") + f"{s.flavour} {s.engine_version}"
-        quant = "fp8" if s.quantization == "fp8" else "bf16"
+        quant = s.model_spec.quantization or ("fp8" if s.quantization == "fp8" else "bf16")
         table.add_row(
             r.name,
             f"{r.host}:{r.port}",

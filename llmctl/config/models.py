@@ -1,19 +1,33 @@
-"""Resolve a playbook's `model` to its architecture: the catalog first, else a local Hugging Face config.json."""
+"""Resolve a playbook's `model` to its architecture: the catalog first (a cache of known facts, no I/O), else a
+local Hugging Face config.json, else the model's config.json from the Hugging Face Hub (llmctl.config.hub)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from llmctl.catalog.models import MODELS, Model, find_model, model_from_hf_config
+from llmctl.catalog.hf_config import model_from_hf_config
+from llmctl.catalog.models import Model, find_model
+from llmctl.config.hub import HubError, fetch_config, looks_like_repo_id
 from llmctl.config.playbook import Playbook
 from llmctl.config.source import LineMap
 from llmctl.errors import ConfigError, LlmctlError
 
 
+def _local_total_size(directory: Path) -> int | None:
+    """Exact weight bytes from a local checkpoint's safetensors index, when it has one (else the estimate)."""
+    try:
+        index = json.loads((directory / "model.safetensors.index.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    size = index.get("metadata", {}).get("total_size") if isinstance(index, dict) else None
+    return int(size) if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None
+
+
 def resolve_model(name: str, base_dir: Path) -> Model:
     """Catalog entry for `name`, or the model described by `name` as a path (a directory holding config.json,
-    or the config.json itself), relative paths taken from `base_dir` (the playbook's folder) then the cwd."""
+    or the config.json itself), relative paths taken from `base_dir` (the playbook's folder) then the cwd, or,
+    for an `org/name` id, the Hub's config.json (and safetensors index, for the checkpoint's exact size)."""
     found = find_model(name)
     if found:
         return found
@@ -27,10 +41,20 @@ def resolve_model(name: str, base_dir: Path) -> Model:
                 raise LlmctlError(f"{config}: not a readable JSON config: {exc}") from None
             if not isinstance(data, dict):
                 raise LlmctlError(f"{config}: a config.json must be a JSON object")
-            return model_from_hf_config(name, data)
-    raise LlmctlError(
-        f"unknown model {name!r}: not in the catalog ({', '.join(MODELS)}) and no config.json at that path"
-    )
+            return model_from_hf_config(name, data, _local_total_size(config.parent))
+    if not looks_like_repo_id(name):
+        raise LlmctlError(
+            f"unknown model {name!r}: not in the catalog, no config.json at that path, and not a Hugging Face "
+            "repository id (org/name)"
+        )
+    try:
+        hub = fetch_config(name)
+    except HubError as exc:
+        raise LlmctlError(f"unknown model {name!r}: not in the catalog or at that path, and {exc}") from None
+    try:
+        return model_from_hf_config(name, hub.config, hub.total_size)
+    except LlmctlError as exc:
+        raise LlmctlError(f"{exc} (config.json from the Hugging Face Hub)") from None
 
 
 def resolve_models(playbook: Playbook, lines: LineMap) -> dict[str, Model]:

@@ -74,7 +74,14 @@ class MemoryFit:
 
 
 def weight_bytes(model: Model, dtype: str) -> float:
-    """Bytes of all weights of the model at this dtype (FP8 quantises every weight: exactly half of BF16)."""
+    """Bytes of all weights of the model at this dtype (FP8 quantises every weight: exactly half of BF16).
+
+    A pre-quantised checkpoint is loaded as it is: its own size, whatever `dtype` the compute runs in. A known
+    checkpoint size (the safetensors index) scales from its dtype to the serving dtype."""
+    if model.quantization is not None and model.checkpoint_bytes is not None:
+        return model.checkpoint_bytes
+    if model.checkpoint_bytes is not None:
+        return model.checkpoint_bytes * DTYPE_BYTES[dtype] / model.checkpoint_dtype_bytes
     return model.num_params * DTYPE_BYTES[dtype]
 
 
@@ -83,9 +90,19 @@ def kv_heads_per_rank(model: Model, tp: int) -> float:
     return max(1.0, model.num_kv_heads / tp)
 
 
-def kv_bytes_per_token(model: Model, kv_dtype: str, tp: int) -> float:
-    """KV-cache bytes one token occupies on each rank (keys and values, every layer)."""
-    return 2 * model.num_layers * kv_heads_per_rank(model, tp) * model.head_dim * DTYPE_BYTES[kv_dtype]
+def kv_bytes_per_token(model: Model, kv_dtype: str, tp: int, context: int | None = None) -> float:
+    """KV-cache bytes one token occupies on each rank (keys and values, every layer).
+
+    MLA (DeepSeek) caches one latent per layer, and engines replicate it on every TP rank. Sliding-window
+    layers hold at most `sliding_window` tokens of a sequence: for sequences of `context` tokens they cost
+    window/context of a full layer per token; without a context they are counted as full layers (safe side)."""
+    if model.kv_latent_dim:
+        per_layer = model.kv_latent_dim * DTYPE_BYTES[kv_dtype]
+    else:
+        per_layer = 2 * kv_heads_per_rank(model, tp) * model.head_dim * DTYPE_BYTES[kv_dtype]
+    sliding = model.sliding_layers if model.sliding_window else 0
+    share = min(1.0, model.sliding_window / context) if sliding and context else 1.0
+    return per_layer * ((model.num_layers - sliding) + sliding * share)
 
 
 def activation_bytes(model: Model, step_tokens: int, tp: int) -> float:
@@ -104,15 +121,17 @@ def memory_fit(
     step_tokens: int = 8192,
     draft_params: float = 0.0,
     kv_cache_bytes: float | None = None,
+    context: int | None = None,
 ) -> MemoryFit:
     """How the memory of one rank splits between weights, activations, overhead and KV cache.
 
     `kv_cache_bytes` fixes the KV cache's size instead of taking what `memory_fraction` leaves (vLLM's
     --kv-cache-memory-bytes, VLLM_CPU_KVCACHE_SPACE); on a CPU device it defaults to `cpu_kv_cache_bytes`
-    and `memory_fraction` is not read. The budget is then exactly what the replica uses."""
+    and `memory_fraction` is not read. The budget is then exactly what the replica uses. `context` is the
+    sequence length the KV capacity is counted for (it matters only to sliding-window layers)."""
     weights = (weight_bytes(model, weight_dtype) + draft_params * DTYPE_BYTES["bf16"]) / tp
     acts = activation_bytes(model, step_tokens, tp)
-    per_token = kv_bytes_per_token(model, kv_dtype, tp)
+    per_token = kv_bytes_per_token(model, kv_dtype, tp, context)
     if kv_cache_bytes is None and gpu.is_cpu:
         kv_cache_bytes = cpu_kv_cache_bytes(gpu.memory_bytes, weights + acts + FIXED_OVERHEAD_BYTES)
     if kv_cache_bytes is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from llmctl.perf.comm import allreduce_bus_bandwidth, allreduce_latency
-from llmctl.perf.memory import DTYPE_BYTES, kv_bytes_per_token
+from llmctl.perf.memory import DTYPE_BYTES, kv_bytes_per_token, weight_bytes
 from llmctl.perf.profile import Profile
 
 # Bytes of activations each token moves through HBM per layer, in units of (hidden + intermediate/tp)
@@ -120,7 +120,8 @@ class StepModel:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         m, g, f, tp = profile.model, profile.gpu, profile.factors, profile.tp
-        wbytes = DTYPE_BYTES[profile.dtype]
+        # Bytes per weight streamed: the serving dtype's, or a pre-quantised checkpoint's own (int4, MXFP4).
+        wbytes = weight_bytes(m, profile.dtype) / m.num_params
         embed = float(m.vocab_size * m.hidden_size)
         # Catalog models have untied embeddings: the input table is only indexed (a few rows per step, no
         # FLOPs), while the LM head is a full GEMM, run only for tokens that are sampled.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from llmctl.catalog.gpus import GPU, GPUS, GiB
+from llmctl.catalog.gpus import GPU, GPUS, GiB, find_gpu
 from llmctl.catalog.models import Model
 from llmctl.config.playbook import Deployment
 from llmctl.engines import sglang, vllm
@@ -58,6 +58,12 @@ def flavour_of(dep: Deployment) -> tuple[str, str, Decision]:
     return dep.engine, dep.engine, Decision("engine", dep.engine, "set in the playbook")
 
 
+def checkpoint_compute_dtype(model: Model, gpu: GPU) -> str:
+    """The dtype a pre-quantised checkpoint's GEMMs run in: FP8 checkpoints on FP8 tensor cores (W8A8), every
+    other one (int4, MXFP4, FP8 on an A100 via Marlin) dequantises to bf16. bf16 for an unquantised model."""
+    return "fp8" if model.quantization == "fp8" and gpu.supports_fp8 and not gpu.is_cpu else "bf16"
+
+
 def _gib(value: float) -> str:
     return f"{value / GiB:.1f} GiB"
 
@@ -99,13 +105,24 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         decisions.append(Decision("speculative decoding", "off", reason))
     draft_params = model.eagle3_draft_params if draft else 0.0
 
+    prequantised = model.quantization
+    if prequantised and serving.quantization == "fp8":
+        raise DoesNotFit(
+            f"quantization: fp8 but {model.name} is a pre-quantised {prequantised} checkpoint, loaded as it is; "
+            "set quantization: auto",
+            field=("serving", "quantization"),
+        )
     if serving.quantization == "fp8" and not gpu.supports_fp8:
         raise DoesNotFit(f"quantization: fp8 but {gpu.name} has no FP8 tensor cores")
-    weights = (
-        "fp8"
-        if serving.quantization == "fp8" or (serving.quantization == "auto" and gpu.supports_fp8)
-        else "bf16"
-    )
+    if prequantised:
+        # The checkpoint's own weights (its size is the fit's); `weights` is only the dtype its GEMMs run in.
+        weights = checkpoint_compute_dtype(model, gpu)
+    else:
+        weights = (
+            "fp8"
+            if serving.quantization == "fp8" or (serving.quantization == "auto" and gpu.supports_fp8)
+            else "bf16"
+        )
     kv_options = {"auto": ("bf16", "fp8"), "bf16": ("bf16",), "fp8": ("fp8",)}[serving.kv_cache_dtype]
     # Engines shard attention heads across ranks: a TP size must divide the head count.
     if serving.tensor_parallel == "auto":
@@ -138,6 +155,7 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
             memory_fraction=serving.gpu_memory_fraction,
             step_tokens=batched,
             draft_params=draft_params,
+            context=max_context,
         )
 
     tried: list[_Candidate] = []
@@ -160,7 +178,16 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
     if serving.tensor_parallel == "auto" and chosen.tp != tps[0]:
         tp_reason = f"TP {tps[0]} does not fit {required_tokens} KV tokens next to the weights"
     decisions.append(Decision("tensor parallel", str(chosen.tp), tp_reason))
-    if weights == "fp8":
+    if prequantised:
+        decisions.append(
+            Decision(
+                "weights",
+                f"{prequantised} (pre-quantised checkpoint)",
+                f"{model.name} ships {prequantised} weights ({_gib(chosen.fit.weights * chosen.tp)}); the engine "
+                "reads its quantization_config, so no --quantization is added",
+            )
+        )
+    elif weights == "fp8":
         decisions.append(
             Decision(
                 "weights",
@@ -217,7 +244,7 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
         model_spec=model,
         gpu_type=gpu.name,
         tp=chosen.tp,
-        quantization="fp8" if weights == "fp8" else "none",
+        quantization="fp8" if weights == "fp8" and not prequantised else "none",
         kv_cache_dtype=chosen.kv,
         speculative_draft=draft,
         max_context=max_context,
@@ -274,7 +301,12 @@ def _explain(
         )
         if bigger_tp:
             options.append(f"tensor_parallel: {bigger_tp} (needs a host with {bigger_tp} x {gpu.name})")
-        if best.weights == "bf16" and gpu.supports_fp8 and fits(fit(best.tp, "fp8", best.kv)):
+        if (
+            not model.quantization
+            and best.weights == "bf16"
+            and gpu.supports_fp8
+            and fits(fit(best.tp, "fp8", best.kv))
+        ):
             options.append("quantization: fp8")
         if best.kv == "bf16" and fits(fit(best.tp, best.weights, "fp8")):
             options.append("kv_cache_dtype: fp8")
@@ -309,11 +341,13 @@ def shape_profile(shape: Shape) -> Profile:
 
     Built from the Model the shape carries, never by name: a local model directory is not in the catalog.
     A CPU replica's KV cache is the explicit size it is started with (VLLM_CPU_KVCACHE_SPACE)."""
+    gpu = find_gpu(shape.gpu_type)
+    prequantised_fp8 = gpu is not None and checkpoint_compute_dtype(shape.model_spec, gpu) == "fp8"
     return make_profile(
         shape.flavour,
         shape.model_spec,
         shape.gpu_type,
-        "fp8" if shape.quantization == "fp8" else "bf16",
+        "fp8" if shape.quantization == "fp8" or prequantised_fp8 else "bf16",
         shape.tp,
         kv_dtype=shape.kv_cache_dtype,
         memory_fraction=shape.memory_fraction,
