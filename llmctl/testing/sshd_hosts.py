@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -103,7 +104,9 @@ def available() -> str | None:
     return None
 
 
-def fake_nvidia_smi(gpus: list[str]) -> str:
+def fake_nvidia_smi(gpus: list[str], apps: Sequence[tuple[int, int, int]] = ()) -> str:
+    """`apps`: (GPU index, pid, MiB used) of processes `--query-compute-apps` lists (default none)."""
+    procs = "".join(f"GPU-{i:08d}-test, {pid}, {mib}\n" for i, pid, mib in apps)
     rows = "\n".join(
         f"{i}, {name}, {81559 if 'H100' in name else 46068}, {1024 * i}, {10 * i}, GPU-{i:08d}-test"
         for i, name in enumerate(gpus)
@@ -115,6 +118,7 @@ def fake_nvidia_smi(gpus: list[str]) -> str:
     return (
         '#!/bin/sh\ncase "$*" in\n'
         f"  *--query-gpu*) cat <<'ROWS'\n{rows}\nROWS\n  ;;\n"
+        f"  *--query-compute-apps*) cat <<'APPS'\n{procs}APPS\n  ;;\n"
         f"  *) cat <<'HDR'\n{header}HDR\n  ;;\nesac\n"
     )
 
