@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "perf": ("llmctl.cli.perf", "app"),
     "hosts": ("llmctl.cli.hosts", "app"),
     "provision": ("llmctl.cli.provision", "provision_command"),
+    "doctor": ("llmctl.cli.doctor", "doctor_command"),
     "load": ("llmctl.cli.load", "load_command"),
     "apply": ("llmctl.cli.rollout", "apply_command"),
     "status": ("llmctl.cli.rollout", "status_command"),
@@ -51,12 +52,15 @@ class LazyCommands(TyperGroup):
         if spec is None:
             return None
         target = getattr(importlib.import_module(spec[0]), spec[1])
+        # Shell completion is the root's (`llmctl --install-completion`): built as the root's children, not
+        # as apps of their own, so no sub-command grows its own --install-completion/--show-completion.
         if isinstance(target, typer.Typer):
-            command = typer.main.get_command(target)
-        else:
-            single = typer.Typer()
-            single.command(cmd_name)(target)
-            command = typer.main.get_command(single)
+            group = typer.main.get_group(target)
+            group.name = cmd_name
+            return group
+        single = typer.Typer(add_completion=False)
+        single.command(cmd_name)(target)
+        command = typer.main.get_command(single)
         command.name = cmd_name
         return command
 
@@ -66,7 +70,6 @@ app = typer.Typer(
     help="Control plane and capacity simulator for self-hosted LLM serving.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
     cls=LazyCommands,
 )
 

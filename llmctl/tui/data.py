@@ -42,6 +42,9 @@ class GpuView:
     memory_total_mib: int
     utilization_pct: int
     replica: str | None  # the replica placed on this GPU, if any
+    # No facts gathered yet: the GPU is known from the applied plan's slots (placed on the inventory's
+    # declared GPUs), so its name is the catalog type and memory and utilisation are unknown.
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ class SnapshotReader:
         self._read_events(store)
         return Snapshot(
             now=now,
-            hosts=_hosts(store, rows, now),
+            hosts=_hosts(store, rows, specs, now),
             deployments=self._deployments(store, specs, rows, now),
             events=tuple(self._events),
             intents=tuple(reversed(recent(store, INTENT_LIMIT))),
@@ -298,7 +301,32 @@ def _latency_window(store: Store, replica: str, last_at: float) -> tuple[Histogr
     return latest.ttft.minus(earlier.ttft), latest.itl.minus(earlier.itl)
 
 
-def _hosts(store: Store, rows: Sequence[ReplicaRow], now: float) -> tuple[HostView, ...]:
+DECLARED_NOTE = "no facts gathered (llmctl hosts facts): GPUs as the applied plan places them"
+
+
+def _placed_gpus(
+    specs: Mapping[str, DesiredDeployment], rows: Sequence[ReplicaRow]
+) -> dict[str, dict[int, str]]:
+    """host -> GPU index -> GPU type, from the applied deployments' slots (spares included: the planner put
+    them on the inventory's declared GPUs) and the replica rows: the store's knowledge of a host's GPUs
+    before any facts are gathered."""
+    placed: dict[str, dict[int, str]] = {}
+    for spec in specs.values():
+        for s in spec.slots:
+            if s.shape is not None and s.shape.device == "cpu":
+                continue
+            for i in s.gpus:
+                placed.setdefault(s.host, {}).setdefault(i, s.shape.gpu_type if s.shape else "?")
+    for r in rows:
+        for g in r.gpus.split(","):
+            if g.strip().isdigit():
+                placed.setdefault(r.host, {}).setdefault(int(g), "?")
+    return placed
+
+
+def _hosts(
+    store: Store, rows: Sequence[ReplicaRow], specs: Mapping[str, DesiredDeployment], now: float
+) -> tuple[HostView, ...]:
     holders: dict[tuple[str, int], str] = {}
     on_host: dict[str, list[str]] = {}
     for r in rows:
@@ -310,28 +338,37 @@ def _hosts(store: Store, rows: Sequence[ReplicaRow], now: float) -> tuple[HostVi
                 holders[(r.host, int(g))] = r.name
     facts = store.all_facts()
     checks = host_checks(store)
+    placed = _placed_gpus(specs, rows)
     out = []
-    for host in sorted(set(facts) | set(on_host) | set(checks)):
+    for host in sorted(set(facts) | set(on_host) | set(checks) | set(placed)):
         gathered, data = facts.get(host, (None, {}))
-        gpus = tuple(
-            GpuView(
-                index=int(g.get("index", i)),
-                name=str(g.get("name", "?")),
-                memory_used_mib=int(g.get("memory_used_mib", 0)),
-                memory_total_mib=int(g.get("memory_total_mib", 0)),
-                utilization_pct=int(g.get("utilization_pct", 0)),
-                replica=holders.get((host, int(g.get("index", i)))),
+        notes = tuple(str(n) for n in _list(data.get("notes")))
+        if host in facts:  # gathered facts are what the host has; the plan's slots only stand in for them
+            gpus = tuple(
+                GpuView(
+                    index=int(g.get("index", i)),
+                    name=str(g.get("name", "?")),
+                    memory_used_mib=int(g.get("memory_used_mib", 0)),
+                    memory_total_mib=int(g.get("memory_total_mib", 0)),
+                    utilization_pct=int(g.get("utilization_pct", 0)),
+                    replica=holders.get((host, int(g.get("index", i)))),
+                )
+                for i, g in enumerate(_list(data.get("gpus")))
+                if isinstance(g, dict)
             )
-            for i, g in enumerate(_list(data.get("gpus")))
-            if isinstance(g, dict)
-        )
+        else:
+            gpus = tuple(
+                GpuView(i, gpu_type, 0, 0, 0, holders.get((host, i)), declared=True)
+                for i, gpu_type in sorted(placed.get(host, {}).items())
+            )
+            notes = (DECLARED_NOTE,) if gpus else ()
         out.append(
             HostView(
                 name=host,
                 fact_age_s=None if gathered is None else max(0.0, now - gathered),
                 gpus=gpus,
                 replicas=tuple(on_host.get(host, ())),
-                notes=tuple(str(n) for n in _list(data.get("notes"))),
+                notes=notes,
                 check=checks.get(host),
                 check_age_s=max(0.0, now - checks[host].checked_at) if host in checks else None,
             )

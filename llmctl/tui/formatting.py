@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from llmctl.tui import units
 from llmctl.tui.metrics import Quantiles, breached
 
 PHASE_STYLE = {
@@ -76,4 +77,10 @@ def phase(name: str) -> Text:
 
 
 def rate(value: float) -> str:
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
+    """Requests/s in a column headed req/s: one decimal while small, then k/M rather than long integers."""
+    return f"{value:.1f}" if value < 100 else units.count(value)
+
+
+def whole(value: float) -> str:
+    """A count shown whole (running, waiting, in-flight: averages of whole things), with k/M past 999."""
+    return f"{value:.0f}" if abs(value) < 999.5 else units.count(value)

@@ -248,12 +248,12 @@ async def test_simulation_runs_a_scenario_and_compares_with_the_previous_run(
         await pilot.pause()
         assert progress == [0.25, 0.5, 1.0]
         summary = app.screen.query_one("#sim-summary", DataTable)
-        assert summary.get_row("ttft_p99_s") == ["ttft_p99_s", "-", "0.8", ""]
+        assert summary.get_row("ttft_p99_s") == ["ttft_p99_s", "-", "800 ms", ""]
         await pilot.press("down", "enter")
         await settle(app)
         await pilot.pause()
         row = summary.get_row("cost_usd")
-        assert row[:3] == ["cost_usd", "120", "150"] and str(row[3]) == "+25%"
+        assert row[:3] == ["cost_usd", "$120", "$150"] and str(row[3]) == "+25%"
         assert "done: steady (previous: bursty)" in str(app.screen.query_one("#sim-status", Label).content)
 
 

@@ -10,8 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline
 
+from llmctl.tui import units
 from llmctl.tui.data import DeploymentView, ReplicaView, Snapshot
-from llmctl.tui.formatting import latency, phase, phases, rate, target
+from llmctl.tui.formatting import latency, phase, phases, rate, target, whole
 from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.table_sync import Row, RowTable, selected_key, sync_table
 
@@ -30,12 +31,12 @@ def deployment_row(d: DeploymentView) -> Row:
         d.engine,
         phases(d.phases),
         rate(d.requests_per_s),
-        f"{d.in_flight:.0f}",
-        f"{d.queued:.0f}" + (f"+{d.held}" if d.held else ""),
+        whole(d.in_flight),
+        whole(d.queued) + (f"+{whole(d.held)}" if d.held else ""),
         latency(d.ttft, d.ttft_target),
         target(d.ttft_target),
         latency(d.itl, d.itl_target),
-        f"{d.kv_usage * 100:.0f}%",
+        units.percent(d.kv_usage, 0),
     )
 
 
@@ -47,9 +48,9 @@ def replica_row(r: ReplicaView) -> Row:
         r.row.gpus,
         str(r.row.port),
         rate(r.requests_per_s),
-        f"{r.running:.0f}",
-        f"{r.waiting:.0f}",
-        f"{r.kv_usage * 100:.0f}%",
+        whole(r.running),
+        whole(r.waiting),
+        units.percent(r.kv_usage, 0),
         str(r.row.restarts),
         r.row.reason,
     )
@@ -92,7 +93,8 @@ class DeploymentsScreen(SnapshotScreen):
             self.query_one("#deployments", DataTable), [deployment_row(d) for d in snapshot.deployments]
         )
         replicas = sum(len(d.replicas) for d in snapshot.deployments)
-        self.sub_title = f"{len(snapshot.deployments)} deployments, {replicas} replicas"
+        deployments = units.plural(len(snapshot.deployments), "deployment")
+        self.sub_title = f"{deployments}, {units.plural(replicas, 'replica')}"
         self._show_selected(snapshot)
 
     def selected_deployment(self) -> DeploymentView | None:
@@ -111,11 +113,10 @@ class DeploymentsScreen(SnapshotScreen):
         )
         for key, label in SPARKLINES:
             values = list(getattr(dep.series, key)) if dep else []
-            if key == "kv_usage":
-                values = [v * 100 for v in values]
-            self.query_one(f"#spark-{key}", Sparkline).data = values
             peak = max(values, default=0.0)
-            self.query_one(f"#label-{key}", Label).update(f"{label} (peak {peak:.0f})")
+            shown = {"kv_usage": units.percent(peak, 0), "requests_per_s": rate(peak)}.get(key, whole(peak))
+            self.query_one(f"#spark-{key}", Sparkline).data = values
+            self.query_one(f"#label-{key}", Label).update(f"{label} (peak {shown})")
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "deployments":

@@ -7,7 +7,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable, Footer, Header, Label
 
-from llmctl.tui.data import HostView, Snapshot
+from llmctl.tui import units
+from llmctl.tui.data import GpuView, HostView, Snapshot
 from llmctl.tui.formatting import age, bar, gib
 from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.table_sync import Row, RowTable, selected_key, sync_table
@@ -15,38 +16,45 @@ from llmctl.tui.table_sync import Row, RowTable, selected_key, sync_table
 REACH_STYLE = {"ok": "green", "stale": "yellow", "unknown": "red", "down": "bold red"}
 
 
+def unknown() -> Text:
+    """A declared GPU's memory or utilisation: no facts have measured it."""
+    return Text(units.MISSING, style="dim")
+
+
 def host_row(h: HostView) -> Row:
-    used = sum(g.memory_used_mib for g in h.gpus)
-    total = sum(g.memory_total_mib for g in h.gpus)
-    util = sum(g.utilization_pct for g in h.gpus) / len(h.gpus) if h.gpus else 0.0
+    measured = [g for g in h.gpus if not g.declared]
+    used = sum(g.memory_used_mib for g in measured)
+    total = sum(g.memory_total_mib for g in measured)
+    util = sum(g.utilization_pct for g in measured) / len(measured) if measured else 0.0
     held = sum(1 for g in h.gpus if g.replica)
     return h.name, (
         h.name,
         Text(h.reachability, style=REACH_STYLE[h.reachability]),
         age(h.fact_age_s),
         f"{held}/{len(h.gpus)}",
-        bar(used / total if total else 0.0, 8),
-        f"{util:.0f}%",
+        bar(used / total if total else 0.0, 8) if measured or not h.gpus else unknown(),
+        units.percent(util / 100, 0) if measured or not h.gpus else unknown(),
         str(len(h.replicas)),
     )
 
 
+def gpu_row(host: str, g: GpuView) -> Row:
+    holder = g.replica or Text("free", style="dim")
+    if g.declared:
+        return f"{host}:{g.index}", (str(g.index), g.name, unknown(), unknown(), unknown(), unknown(), holder)
+    return f"{host}:{g.index}", (
+        str(g.index),
+        g.name,
+        bar(g.memory_used_mib / g.memory_total_mib if g.memory_total_mib else 0.0),
+        f"{gib(g.memory_used_mib)}/{gib(g.memory_total_mib)}G",
+        bar(g.utilization_pct / 100),
+        units.percent(g.utilization_pct / 100, 0),
+        holder,
+    )
+
+
 def gpu_rows(h: HostView) -> list[Row]:
-    return [
-        (
-            f"{h.name}:{g.index}",
-            (
-                str(g.index),
-                g.name,
-                bar(g.memory_used_mib / g.memory_total_mib if g.memory_total_mib else 0.0),
-                f"{gib(g.memory_used_mib)}/{gib(g.memory_total_mib)}G",
-                bar(g.utilization_pct / 100),
-                f"{g.utilization_pct}%",
-                g.replica or Text("free", style="dim"),
-            ),
-        )
-        for g in h.gpus
-    ]
+    return [gpu_row(h.name, g) for g in h.gpus]
 
 
 class FleetScreen(SnapshotScreen):
@@ -67,7 +75,8 @@ class FleetScreen(SnapshotScreen):
         sync_table(self.query_one("#hosts", DataTable), [host_row(h) for h in snapshot.hosts])
         unreachable = sum(1 for h in snapshot.hosts if h.reachability != "ok")
         gpus = sum(len(h.gpus) for h in snapshot.hosts)
-        self.sub_title = f"{len(snapshot.hosts)} hosts, {gpus} GPUs, {unreachable} down, stale or unknown"
+        hosts = units.plural(len(snapshot.hosts), "host")
+        self.sub_title = f"{hosts}, {units.plural(gpus, 'GPU')}, {unreachable} down, stale or unknown"
         self._show_gpus(snapshot)
 
     def _show_gpus(self, snapshot: Snapshot) -> None:

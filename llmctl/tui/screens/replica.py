@@ -17,8 +17,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Header, Label, Log, Static
 
+from llmctl.tui import units
 from llmctl.tui.data import ReplicaView, Snapshot
-from llmctl.tui.formatting import age, phase
+from llmctl.tui.formatting import age, phase, whole
 from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.table_sync import RowTable, sync_table
 
@@ -37,7 +38,9 @@ def describe(r: ReplicaView, now: float) -> Text:
     text.append(f"started {started}  restarts {row.restarts}\n")
     if row.reason:
         text.append(f"reason: {row.reason}\n", style="red" if row.phase == "failed" else "")
-    text.append(f"load: {r.running:.0f} running, {r.waiting:.0f} waiting, KV {r.kv_usage * 100:.0f}%\n")
+    text.append(
+        f"load: {whole(r.running)} running, {whole(r.waiting)} waiting, KV {units.percent(r.kv_usage, 0)}\n"
+    )
     text.append("command: ", style="bold")
     text.append(shlex.join(r.argv) if r.argv else "(not in the deployment spec)", style="cyan")
     return text

@@ -3,6 +3,7 @@ summary and charts, and compare it side by side with the previous run."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Label, OptionList, ProgressBar, Sparkline
 from textual.widgets.option_list import Option
 
+from llmctl.tui import units
 from llmctl.tui.screens.base import SnapshotScreen
 from llmctl.tui.sim_adapter import SimSummary, SimulatorUnavailable, scenario_files
 from llmctl.tui.table_sync import Cell, Row, RowTable, sync_table
@@ -21,12 +23,29 @@ from llmctl.tui.table_sync import Cell, Row, RowTable, sync_table
 CHARTS = 3
 
 
-def fmt(value: float | str | None) -> str:
+def metric(key: str, value: float | str | None) -> str:
+    """A summary metric with the unit its name implies (sim.outcome.summarise's names: ttft_s.p99 is
+    seconds, slo_attainment a fraction, cost in dollars, requests and tokens counts)."""
     if value is None:
-        return "-"
+        return units.MISSING
     if isinstance(value, str):
         return value
-    return f"{value:.4g}"
+    name = key.split(".", 1)[0]
+    if name.endswith("_s"):
+        return units.duration(value)
+    if name.endswith("_hours"):
+        return units.duration(value * 3600)
+    if name.endswith(("attainment", "saving_vs_fixed_fleet")):
+        return units.percent(value)
+    if "cost" in name:
+        return units.money(value)
+    if name.endswith("peak_to_average"):
+        return units.ratio(value)
+    if name.endswith("tokens"):
+        return f"{units.count(value)} tok"
+    if name == "requests":
+        return f"{units.count(value)} req"
+    return units.count(value)
 
 
 def comparison_rows(latest: SimSummary, previous: SimSummary | None) -> list[Row]:
@@ -40,8 +59,9 @@ def comparison_rows(latest: SimSummary, previous: SimSummary | None) -> list[Row
         delta: Cell = ""
         if isinstance(now, float) and isinstance(before, float) and before:
             change = (now - before) / abs(before) * 100
-            delta = Text(f"{change:+.0f}%", style="yellow" if abs(change) >= 5 else "dim")
-        rows.append((key, (key, fmt(before), fmt(now), delta)))
+            if math.isfinite(change):  # a NaN metric (no requests, no fixed fleet) has no change to show
+                delta = Text(f"{change:+.0f}%", style="yellow" if abs(change) >= 5 else "dim")
+        rows.append((key, (key, metric(key, before), metric(key, now), delta)))
     return rows
 
 
@@ -138,6 +158,6 @@ class SimulationScreen(SnapshotScreen):
             name = names[i] if i < len(names) else ""
             values = list(summary.series.get(name, ()))
             self.query_one(f"#sim-chart-label-{i}", Label).update(
-                f"{name} (peak {max(values):.3g})" if values else ""
+                f"{name} (peak {units.count(max(values))})" if values else ""
             )
             self.query_one(f"#sim-chart-{i}", Sparkline).data = values
