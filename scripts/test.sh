@@ -29,24 +29,25 @@ if [ "$#" -gt 0 ]; then
 fi
 
 # The whole suite in two lanes. The real-engine tier (vLLM's CPU backend: mostly one busy core, waiting
-# on engine start-ups) runs beside the unit and simulator suites (one core, no hosts, no fixed ports); the
-# integration, TUI and chaos suites follow, alone, since they start sshd hosts and engines of their own.
+# on engine start-ups; its engines on ports 18000+, its sshd hosts on their own subnet) runs beside the
+# unit, simulator and TUI suites (one core; no sshd hosts; the TUI's demo engines on ports 8000+); the
+# integration and chaos suites follow, alone, since they start sshd hosts and many engines of their own.
 real_log=$(mktemp)
-echo "== pytest tests/real_engine (in the background, its log follows) | tests/unit tests/sim"
+echo "== pytest tests/real_engine (in the background, its log follows) | tests/unit tests/sim tests/tui"
 set +e
 .venv/bin/python -m pytest -q tests/real_engine > "$real_log" 2>&1 &
 real_pid=$!
-.venv/bin/python -m pytest -q tests/unit tests/sim; rc_unit=$?
+.venv/bin/python -m pytest -q tests/unit tests/sim tests/tui; rc_unit=$?
 wait "$real_pid"; rc_real=$?
 echo "== pytest tests/real_engine"
 cat "$real_log"
-echo "== pytest tests/integration tests/tui"
-.venv/bin/python -m pytest -q tests/integration tests/tui; rc_rest=$?
+echo "== pytest tests/integration"
+.venv/bin/python -m pytest -q tests/integration; rc_rest=$?
 set -e
 status=0
-check "tests/unit tests/sim" "$rc_unit" || status=1
+check "tests/unit tests/sim tests/tui" "$rc_unit" || status=1
 check "tests/real_engine" "$rc_real" || status=1
-check "tests/integration tests/tui" "$rc_rest" || status=1
+check "tests/integration" "$rc_rest" || status=1
 # Every test file belongs to one lane: a new top-level test folder must be added above.
 stray=$(find tests -mindepth 1 -maxdepth 1 -type d ! -name bench ! -name __pycache__ \
   ! -name unit ! -name sim ! -name real_engine ! -name integration ! -name tui)
