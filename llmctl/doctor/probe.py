@@ -5,7 +5,7 @@ render_command), never spliced into the script text; `~/` paths are expanded by 
 from __future__ import annotations
 
 from llmctl.doctor.types import MODULES, GpuProbe, HostNeeds, Probe
-from llmctl.fleet.facts_parse import parse_gpu_csv, sections
+from llmctl.fleet.facts_parse import NVIDIA_SMI_GPUS, parse_gpu_csv, sections
 from llmctl.fleet.provision import marker_name
 
 # $1 venv, $2 python, $3 model cache, $4 packages (count), $5 ports (count), $6 weight markers (count), then
@@ -57,7 +57,7 @@ echo "@@ nvidia_smi_status"
 if command -v nvidia-smi >/dev/null 2>&1; then
   echo ok
   echo "@@ gpus"
-  nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid --format=csv,noheader,nounits
+  @NVIDIA_SMI_GPUS@
   echo "@@ apps"
   nvidia-smi --query-compute-apps=gpu_uuid,pid,used_memory --format=csv,noheader,nounits 2>/dev/null
   echo "@@ smi_header"
@@ -65,7 +65,7 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
   echo missing
 fi
-"""
+""".replace("@NVIDIA_SMI_GPUS@", NVIDIA_SMI_GPUS)
 
 
 def probe_argv(needs: HostNeeds, run_dirs: dict[int, str]) -> list[str]:

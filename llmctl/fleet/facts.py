@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from llmctl.config.inventory import Host
-from llmctl.fleet.facts_parse import GpuFact, HostFacts, parse_facts
+from llmctl.fleet.facts_parse import NVIDIA_SMI_GPUS, GpuFact, HostFacts, parse_facts
 from llmctl.fleet.provision import venv_dir
 from llmctl.fleet.transport import FleetError, Transport
 from llmctl.planner.placement import HostResources
@@ -26,7 +26,7 @@ echo "@@ nvidia_smi_status"
 if command -v nvidia-smi >/dev/null 2>&1; then
   echo ok
   echo "@@ gpus"
-  nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid --format=csv,noheader,nounits
+  @NVIDIA_SMI_GPUS@
   echo "@@ smi_header"
   nvidia-smi 2>/dev/null
 else
@@ -58,7 +58,7 @@ else: print("-")' "$@" 2>/dev/null || echo -)
   fi
   echo "$name $ver"
 done
-"""
+""".replace("@NVIDIA_SMI_GPUS@", NVIDIA_SMI_GPUS)
 
 
 # The tools whose GPU list is gathered fact rather than the inventory's word.

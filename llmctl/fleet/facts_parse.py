@@ -63,9 +63,16 @@ def sections(text: str) -> dict[str, list[str]]:
     return out
 
 
+# The query parse_gpu_csv reads: the scripts that gather facts (llmctl.fleet.facts, llmctl.doctor.probe) run
+# this one command line, so the columns they ask for are the ones parsed.
+NVIDIA_SMI_GPUS = (
+    "nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid"
+    " --format=csv,noheader,nounits"
+)
+
+
 def parse_gpu_csv(lines: list[str]) -> tuple[GpuFact, ...]:
-    """`nvidia-smi --query-gpu=index,name,memory.total,memory.used,utilization.gpu,uuid --format=csv,noheader,
-    nounits` output. Raises ValueError naming the line that does not parse."""
+    """The output of NVIDIA_SMI_GPUS. Raises ValueError naming the line that does not parse."""
     gpus = []
     for n, line in enumerate(lines, 1):
         parts = [p.strip() for p in line.split(",")]
