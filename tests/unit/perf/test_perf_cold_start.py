@@ -21,8 +21,9 @@ def test_wake_from_sleep_is_much_faster_than_cold_start(llama8b: Profile) -> Non
     wake = wake_time(llama8b)
     assert wake.total_s == wake.host_to_gpu_s + wake.fixed_s
     assert wake.total_s * 10 < cold_start_time(llama8b).total_s
-    # 15 GiB over ~51 GB/s of PCIe Gen5 is about 0.3 s.
-    assert 0.2 < wake.host_to_gpu_s < 0.5
+    # 16 GB over 38% of PCIe Gen5's 64 GB/s (the sleep allocator's copy rate, fitted to the vLLM
+    # sleep-mode blog's level-1 wakes) is about 0.66 s.
+    assert 0.5 < wake.host_to_gpu_s < 0.8
 
 
 def test_enforce_eager_skips_graph_capture_and_sglang_captures_fewer(llama8b: Profile) -> None:
