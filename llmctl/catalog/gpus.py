@@ -39,6 +39,10 @@ class Link:
     source: str
     # Two ranks exchange once, directly: NCCL's small-message latency at TP 2 is a fraction of TP 4/8's.
     tp2_latency_s: float | None = None  # None: same as allreduce_latency_s
+    # Measured bus bandwidth per TP degree where it differs (NVLS/ring efficiency grows with ranks), net of
+    # the fixed latency: 2 (n-1)/n x 128 MiB / (t(128 MiB) - t(4 KiB)), so that latency + bytes / bandwidth
+    # gives the measured time back; a TP degree not listed takes allreduce_bus_bandwidth.
+    tp_bus_bandwidth: tuple[tuple[int, float], ...] = ()
 
 
 LINKS: dict[str, Link] = {
@@ -54,6 +58,7 @@ LINKS: dict[str, Link] = {
             # link). microsoft/vidur data/profiling/network/h100_dgx/all_reduce.csv.
             "Vidur h100_dgx all_reduce profile",
             tp2_latency_s=7e-6,
+            tp_bus_bandwidth=((2, 564 * GB), (4, 719 * GB), (8, 825 * GB)),
         ),
         Link(
             "nvlink3-nvswitch",
@@ -63,6 +68,7 @@ LINKS: dict[str, Link] = {
             # 312/334/348 GB/s. microsoft/vidur data/profiling/network/a100_dgx/all_reduce.csv.
             "Vidur a100_dgx all_reduce profile",
             tp2_latency_s=10e-6,
+            tp_bus_bandwidth=((2, 320 * GB), (4, 371 * GB), (8, 383 * GB)),
         ),
         Link(
             "nvlink5-nvswitch",

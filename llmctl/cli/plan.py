@@ -42,7 +42,7 @@ def replica_json(r: PlannedReplica) -> dict[str, Any]:
         "max_num_seqs": s.max_num_seqs,
         "kv_capacity_tokens": s.kv_capacity_tokens,
         "max_concurrency": s.max_concurrency,
-        "est_tokens_per_s": round(s.est_tokens_per_s, 1),
+        "est_tokens_per_s": round(s.est_tokens_per_s),  # whole tokens, as the table shows it
         "est_batch": s.est_batch,
         "est_context": s.est_context,
         "sleep_mode": s.sleep_mode,
@@ -60,8 +60,46 @@ def plan_json(plan: Plan) -> dict[str, Any]:
         "replicas": [replica_json(r) for r in plan.replicas],
         "spares": [replica_json(r) for r in plan.spares],
         "backfill": [{**replica_json(r), "shares_with": r.shares_with} for r in plan.backfill],
+        "pooled": [{**replica_json(r), "pool": plan_pool_of(plan, r)} for r in plan.pooled],
+        "pools": [
+            {
+                "name": p.name,
+                "gpus": [f"{h}:{i}" for h, i, _ in p.gpus],
+                "members": [m.__dict__ for m in p.members],
+                "minimum_gpus": p.minimum_gpus,
+                "spare_gpus": p.spare_gpus,
+            }
+            for p in plan.pools
+        ],
         "warnings": list(plan.warnings),
     }
+
+
+def plan_pool_of(plan: Plan, r: PlannedReplica) -> str:
+    return next(p.name for p in plan.pools if any(m.deployment == r.deployment for m in p.members))
+
+
+def show_pools(plan: Plan) -> None:
+    for p in plan.pools:
+        console.print(
+            f"\n[bold]pool {p.name}[/]: {len(p.gpus)} GPU(s) ({', '.join(f'{h}:{i}' for h, i, _ in p.gpus)}); "
+            f"minimums take {p.minimum_gpus}, {p.spare_gpus} spare (granted at run time by priority)",
+            highlight=False,
+        )
+        for m in p.members:
+            console.print(
+                f"  {m.deployment}: priority {m.priority}, weight {m.weight:g}, replicas {m.min_replicas}.."
+                f"{m.max_replicas} x {m.gpus_per_replica} GPU(s){' (back-fill)' if m.backfill else ''}, "
+                f"{m.slots} candidate slot(s)",
+                highlight=False,
+            )
+
+
+def _first_per_deployment(rs: tuple[PlannedReplica, ...]) -> list[PlannedReplica]:
+    first: dict[str, PlannedReplica] = {}
+    for r in rs:
+        first.setdefault(r.deployment, r)
+    return list(first.values())
 
 
 def show_plan(plan: Plan) -> None:
@@ -101,7 +139,8 @@ def show_plan(plan: Plan) -> None:
             str(s.max_concurrency),
             f"{s.est_tokens_per_s:,.0f}",
         )
-    console.print(table)
+    if plan.replicas or not plan.pooled:
+        console.print(table)
     console.print(
         "[dim]conc: sequences of the full context that fit the KV cache; tok/s: modelled decode throughput "
         f"with {ESTIMATE_CONTEXT}-token sequences at the largest batch that fits (llmctl perf show)[/]"
@@ -115,15 +154,17 @@ def show_plan(plan: Plan) -> None:
             f" port {r.port}) while {r.shares_with} is not running",
             highlight=False,
         )
+    show_pools(plan)
+    pooled = _first_per_deployment(plan.pooled)  # one slot of each member stands for all its slots
     shown: set[str] = set()
-    for r in (*plan.replicas, *plan.backfill):
+    for r in (*plan.replicas, *plan.backfill, *pooled):
         if r.deployment not in shown:
             shown.add(r.deployment)
             console.print(f"\n[bold]{r.deployment}[/] decisions:")
             for d in r.shape.decisions:
                 console.print(f"  {d.what}: [cyan]{d.choice}[/] [dim]({d.reason})[/]", highlight=False)
     console.print("\n[bold]Commands[/]")
-    for r in (*plan.replicas, *plan.backfill):
+    for r in (*plan.replicas, *plan.backfill, *pooled):
         console.print(f"[dim]# {r.name} on {r.host}[/]", highlight=False)
         console.print(render_command(r.argv, r.env), highlight=False, markup=False, soft_wrap=True)
     for w in plan.warnings:

@@ -11,10 +11,13 @@ from llmctl.catalog.gpus import GPU, gpu_link
 from llmctl.perf.factors import EfficiencyFactors
 
 
-def allreduce_bus_bandwidth(gpu: GPU, factors: EfficiencyFactors) -> float:
-    """Bytes/s of all-reduce bus bandwidth between the GPUs of one host: the link's measured figure scaled by
-    comm_efficiency (1.0 = as measured with NCCL; engines' custom all-reduce kernels may do better)."""
-    return gpu_link(gpu).allreduce_bus_bandwidth * factors.comm_efficiency
+def allreduce_bus_bandwidth(gpu: GPU, factors: EfficiencyFactors, tp: int | None = None) -> float:
+    """Bytes/s of all-reduce bus bandwidth between `tp` GPUs of one host: the link's measured figure for that
+    TP degree where the catalog has one (Vidur, net of latency: 564/719/825 GB/s at TP 2/4/8 on an H100 DGX,
+    320/371/383 on an A100 DGX), else its single figure; scaled by comm_efficiency (1.0 = as measured with NCCL)."""
+    link = gpu_link(gpu)
+    measured = dict(link.tp_bus_bandwidth).get(tp) if tp else None
+    return (measured or link.allreduce_bus_bandwidth) * factors.comm_efficiency
 
 
 def allreduce_latency(gpu: GPU, tp: int, factors: EfficiencyFactors) -> float:
@@ -29,9 +32,19 @@ def allreduce_latency(gpu: GPU, tp: int, factors: EfficiencyFactors) -> float:
     return factors.allreduce_latency_s
 
 
+def engine_allreduce_latency(gpu: GPU, tp: int, factors: EfficiencyFactors) -> float:
+    """Fixed seconds of one all-reduce inside an engine's step: its one-shot kernel where the link has one
+    (factors.custom_allreduce_latency_s > 0) and that beats NCCL, else NCCL's (`allreduce_latency`). The
+    engines fall back to NCCL above a few MB (vLLM: 8 MiB), where the bandwidth term dominates anyway."""
+    nccl = allreduce_latency(gpu, tp, factors)
+    if tp <= 1 or factors.custom_allreduce_latency_s <= 0:
+        return nccl
+    return min(nccl, factors.custom_allreduce_latency_s)
+
+
 def allreduce_time(gpu: GPU, tp: int, nbytes: float, factors: EfficiencyFactors) -> float:
     """Seconds for one all-reduce of `nbytes` across `tp` GPUs of one host (0 at TP 1)."""
     if tp <= 1:
         return 0.0
-    bandwidth = allreduce_bus_bandwidth(gpu, factors)
+    bandwidth = allreduce_bus_bandwidth(gpu, factors, tp)
     return allreduce_latency(gpu, tp, factors) + 2.0 * (tp - 1) / tp * nbytes / bandwidth

@@ -44,22 +44,32 @@ class EfficiencyFactors:
     # default is NVLink 4 + NVSwitch: Vidur h100_dgx 4 KiB medians 38 us (TP4) and 37 us (TP8), 7 us (TP2).
     # (Was 10 us, from custom all-reduce kernel claims.)
     allreduce_latency_s: float = 37.5e-6
-    # Fixed per-iteration cost with CUDA graphs: scheduler, input preparation, sampling, one graph launch.
-    # Source: vLLM V1 architecture blog (Jan 2025) and SGLang v0.4 "zero-overhead batch scheduler" blog
-    # (Dec 2024) describe CPU overhead of the order of a millisecond per step that they work to hide;
-    # the engine-specific defaults below reflect SGLang overlapping more of it.
-    overhead_s: float = 1.5e-3
+    # Fixed CPU cost of one iteration: scheduler, input preparation, sampler and output processing at no
+    # sequences. Source: Vidur's vLLM CPU-overhead profile, Llama-2-7B TP1 on A100, schedule + sampler_e2e +
+    # prepare_inputs_e2e + process_model_outputs medians at 8..128 sequences are 0.79 ms + 42.5 us per
+    # sequence (least squares over its 13 rows, microsoft/vidur@6d98aa8 data/profiling/a100/cpu_overheads.csv).
+    # (Was 1.5 ms for CPU and GPU fixed costs together; the GPU part is layer_overhead_s now.) SGLang's
+    # default is lower, see default_factors.
+    overhead_s: float = 0.79e-3
+    # GPU time per decoder layer of the small kernels outside the roofline's GEMMs and attention: two RMSNorms,
+    # rotary embedding, the gated activation and the residual add, ~2-6 us each even at one token. Source:
+    # Vidur's per-op profiles at 1 token (microsoft/vidur@7d47513 data/profiling/compute/*/mlp.csv, medians of
+    # input_layernorm + attn_rope + post_attention_layernorm + mlp_act + add): 19 us Llama-2-7B TP1 H100,
+    # 17-20 us Llama-2-70B TP4/TP8 H100, 16-19 us Llama-3-8B TP2-TP8 A100. CUDA graphs remove the launch gaps,
+    # not the kernels; with the 0.79 ms CPU part an 8B model's fixed step is 1.37 ms (it was 1.5 ms).
+    layer_overhead_s: float = 18e-6
     # Extra kernel-launch cost per decoder layer without CUDA graphs (--enforce-eager / --disable-cuda-graph).
     # Source: CUDA kernel launch latency of ~3-5 us plus PyTorch eager dispatch of a few us per op
     # (PyTorch profiler traces), with ~10-15 ops per decoder layer. An estimate; calibrate.
     eager_overhead_per_layer_s: float = 80e-6
     # CPU work per running sequence per step (scheduler bookkeeping, sampling metadata, detokenisation).
     # Source: Vidur's vLLM CPU-overhead profile, Llama-2-7B TP1 on A100: schedule + sampler + prepare_inputs +
-    # process_model_outputs = 1.17 ms per step at 8 sequences, 6.22 ms at 128, i.e. 42 us per sequence
-    # (microsoft/vidur@6d98aa8 data/profiling/a100/cpu_overheads.csv). Newer engines do less per sequence but
+    # process_model_outputs = 1.17 ms per step at 8 sequences, 6.22 ms at 128: 42.5 us per sequence, the least
+    # squares slope of its 13 batch sizes (microsoft/vidur@6d98aa8 data/profiling/a100/cpu_overheads.csv; was
+    # 40 us, the two end points rounded down). Newer engines do less per sequence but
     # the offline-throughput rows of the published set (vLLM 0.8-0.10 at ~200 sequences) need the same order.
     # (Was 4 us, an order-of-magnitude guess.)
-    per_seq_overhead_s: float = 40e-6
+    per_seq_overhead_s: float = 42.5e-6
     # Fixed cost of one draft-model step in speculative decoding (its launch, sampling, tree bookkeeping) on top
     # of streaming the head's weights. Source: SGLang PR #4247 (EAGLE-3, Llama-3.1-8B, H100): 378.57 tok/s at
     # acceptance length 5.39 with 8 draft steps = 14.2 ms per speculative step against a 6.3 ms plain step
@@ -74,14 +84,34 @@ class EfficiencyFactors:
     # Per-request path outside the engine's steps: HTTP, tokenisation, scheduling, detokenising the first
     # token. Added to TTFT only: folding it into overhead_s would slow every decode step. Source: the TTFT rows
     # of published.csv (SGLang 0.3.0 at 4-8 req/s, sglang benchmark/benchmark_vllm_060): measured median TTFT
-    # is 6-22 ms above prefill + half a decode step; 12 ms (the value that balances the four rows' errors) is
-    # fitted to them, so they are not an independent check of it.
-    request_latency_s: float = 12e-3
+    # is 6-22 ms above prefill + half a decode step; 11.3 ms (the value that minimises the four rows' largest
+    # error, refitted when issue #16 split the fixed step cost; was 12 ms) is fitted to them, so they are not
+    # an independent check of it.
+    request_latency_s: float = 11.3e-3
     # GPU time of one dynamic per-token FP8 activation quantisation (a separate elementwise kernel before
     # each of a layer's 4 FP8 GEMMs: QKV, attention output, gate/up, down), paid only with fp8 weights on GPUs
     # with FP8 tensor cores. Source: estimate, a launch-bound small kernel in a CUDA graph takes ~2-3 us on
     # H100; vLLM issue #25915 (Qwen3-8B FP8 on H100 no faster than BF16) shows the gain is eaten somewhere.
     fp8_quant_s: float = 2.5e-6
+    # Fraction of the dense kernels' HBM efficiency (hbm_efficiency) that MoE expert weights stream at: a
+    # fused/grouped kernel (vLLM and SGLang's Triton fused_moe) gathers each expert's tokens, pads them to its
+    # tile and streams many small weight matrices. Source: FlagGems PRs #1914 and #2081 time vLLM's fused_moe
+    # on Mixtral-8x7B's expert shapes (bf16, H800 3.35 TB/s): 1 token 0.335 ms for the 2 experts' 705 MB
+    # (0.63 of peak), 64-128 tokens 1.31-1.37 ms for all 8 experts' 2.82 GB (0.61-0.64), against 0.775 for
+    # dense GEMVs: 0.63 / 0.775 = 0.81.
+    moe_hbm_efficiency: float = 0.81
+    # Fraction of the dense GEMMs' compute efficiency (compute_efficiency) that grouped expert GEMMs reach at
+    # prefill sizes. Source: Liger-Kernel PR #1294 reports its tuned fused MoE at "523 TFLOPS inference ...
+    # roughly half of the H100's dense bf16 peak for a gathered/scattered grouped GEMM" (0.53 of peak; vLLM's
+    # Triton fused_moe reached 215 TFLOP/s, 0.22, on a small-expert shape in VeOmni PR #460), against 0.75
+    # for dense GEMMs: 0.53 / 0.75 = 0.7, the best of them.
+    moe_compute_efficiency: float = 0.7
+    # Small-message all-reduce latency of the engines' own one-shot kernels (vLLM custom all-reduce since
+    # v0.3.0, PR #2192; SGLang uses the same kind), which replace NCCL for decode-sized messages on NVLink.
+    # Source: PyTorch's intra-node one-shot all-reduce on 8 H100s, "around 17us" as reproduced in pytorch
+    # issue #131739 (6-15 us in the kernel's PR #114001), against NCCL's 37 us (Vidur h100_dgx). Taken as
+    # min() with the NCCL latency, so TP 2 keeps its measured 7-10 us. 0 = NCCL only (PCIe, old vLLM).
+    custom_allreduce_latency_s: float = 17e-6
 
     def with_overrides(self, overrides: dict[str, float]) -> EfficiencyFactors:
         unknown = sorted(set(overrides) - set(FACTOR_NAMES))
@@ -117,6 +147,10 @@ FACTOR_BOUNDS: dict[str, tuple[float, float]] = {
     "roofline_sharpness": (1.0, 50.0),
     "request_latency_s": (0.0, 1.0),
     "fp8_quant_s": (0.0, 100e-6),
+    "layer_overhead_s": (0.0, 200e-6),
+    "moe_hbm_efficiency": (0.1, 1.0),
+    "moe_compute_efficiency": (0.1, 1.0),
+    "custom_allreduce_latency_s": (0.0, 200e-6),
 }
 
 
@@ -142,6 +176,12 @@ CPU_FACTORS = EfficiencyFactors(
     draft_overhead_s=0.15e-3,
     roofline_sharpness=4.0,
     request_latency_s=0.0,
+    # Issue #16's split of the fixed step cost (CPU part + per-layer GPU kernels), the MoE kernel efficiency
+    # and the custom all-reduce are GPU findings; the CPU keeps one fixed cost and no TP.
+    layer_overhead_s=0.0,
+    moe_hbm_efficiency=1.0,
+    moe_compute_efficiency=1.0,
+    custom_allreduce_latency_s=0.0,
 )
 
 
@@ -152,11 +192,53 @@ def default_factors(engine: str, gpu: GPU) -> EfficiencyFactors:
     if gpu.is_cpu:
         return CPU_FACTORS
     base = EfficiencyFactors()
-    # SGLang's overlap scheduler prepares the next batch while the GPU runs the current one
-    # (SGLang v0.4 blog), so less of the CPU cost shows up in the step.
-    overhead = 0.8e-3 if engine == "sglang" else base.overhead_s
+    # SGLang's scheduler keeps the GPU fed while it prepares the next batch (overlap scheduler, SGLang v0.4
+    # blog, Dec 2024; before it, v0.3's scheduler already ran the tokenizer and detokenizer in other
+    # processes), so only a little of its CPU cost shows up in the step. An estimate: what its former 0.8 ms
+    # fixed step keeps after the per-layer GPU kernels of an 8B model (32 x 18 us).
+    overhead = 0.25e-3 if engine == "sglang" else base.overhead_s
+    link = gpu_link(gpu)
+    # The engines' one-shot all-reduce needs peer-to-peer NVLink (vLLM disables it on PCIe beyond 2 GPUs).
+    custom = base.custom_allreduce_latency_s if link.name.startswith("nvlink") else 0.0
     # All-reduce latency of the GPU's host link (catalog LINKS: measured for NVLink 3/4, estimates for PCIe).
-    return replace(base, overhead_s=overhead, allreduce_latency_s=gpu_link(gpu).allreduce_latency_s)
+    return replace(
+        base,
+        overhead_s=overhead,
+        allreduce_latency_s=link.allreduce_latency_s,
+        custom_allreduce_latency_s=custom,
+    )
+
+
+# Engine features that changed a step's fixed costs, with the first release that has them: as a version and
+# as a (year, month), since published measurements name one or the other. Older engines run without them.
+# - vLLM's custom all-reduce: PR #2192, merged 2024-01-27, first released in v0.3.0 (2024-01-31); before it
+#   every all-reduce went through NCCL.
+# - SGLang's overlap scheduler: v0.4.0 (2024-12-04, SGLang v0.4 blog); before it the CPU work of a step
+#   (scheduling, input preparation, sampling, output processing) ran between GPU steps as in vLLM, so it
+#   costs what vLLM's does (overhead_s, per_seq_overhead_s).
+FEATURE_RELEASES: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, int]]] = {
+    ("vllm", "custom_allreduce"): ((0, 3, 0), (2024, 2)),
+    ("sglang", "overlap_scheduler"): ((0, 4, 0), (2024, 12)),
+}
+
+
+def _has(engine: str, feature: str, version: tuple[int, ...] | None, month: tuple[int, int] | None) -> bool:
+    first_version, first_month = FEATURE_RELEASES[(engine, feature)]
+    if version is not None:
+        return version >= first_version
+    return month is None or month >= first_month  # unknown release: today's engine
+
+
+def release_overrides(
+    engine: str, version: tuple[int, ...] | None = None, month: tuple[int, int] | None = None
+) -> dict[str, float]:
+    """Factor overrides for an engine release older than the features above (empty for current ones)."""
+    out: dict[str, float] = {}
+    if engine == "vllm" and not _has(engine, "custom_allreduce", version, month):
+        out["custom_allreduce_latency_s"] = 0.0
+    if engine == "sglang" and not _has(engine, "overlap_scheduler", version, month):
+        out["overhead_s"] = EfficiencyFactors().overhead_s
+    return out
 
 
 def factors_from_mapping(data: Any, *, base: EfficiencyFactors, source: str) -> EfficiencyFactors:

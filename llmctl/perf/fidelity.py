@@ -9,10 +9,14 @@ predictions and the error summary go out. Each metric is predicted the way its b
 - `output_tok_s`: offline throughput at the steady state the KV cache and max_num_seqs allow, prefill chunks
   mixed into decode steps;
 - `ttft_ms`: the per-request path plus the prefill, plus half a running decode step of waiting.
+
+A row's engine release (`engine_version`: a version number or a month) takes away the features that engine did
+not have yet (llmctl.perf.factors.FEATURE_RELEASES: vLLM's custom all-reduce, SGLang's overlap scheduler).
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,9 +26,10 @@ from llmctl.catalog.models import find_model
 from llmctl.errors import LlmctlError
 from llmctl.perf.capacity import kv_capacity_tokens
 from llmctl.perf.comm import allreduce_time
+from llmctl.perf.factors import release_overrides
 from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import SpecConfig, engine_spec, per_token_time
-from llmctl.perf.step_time import linear_layer_time, step_model
+from llmctl.perf.step_time import StepBatch, linear_layer_time, step_model
 
 # Targets of issue #16 for the whole published set; a factor change that breaks one fails CI.
 TARGETS = {"median": 0.05, "p90": 0.12, "worst": 0.20, "ttft_worst": 0.20}
@@ -146,8 +151,27 @@ def point_profile(point: PublishedPoint, overrides: dict[str, float] | None = No
         raise LlmctlError(f"{point.id}: model {point.model!r} is not in the catalog")
     dtype = "fp8" if point.weight_dtype == "fp8" else "bf16"  # fp16 is costed as bf16: same bytes and FLOP/s
     kv = "fp8" if point.kv_dtype == "fp8" else "bf16"
+    # An older engine release runs without later features (factors.FEATURE_RELEASES); explicit overrides win.
+    era = release_overrides(engine, *engine_release(point.engine_version)) if point.engine == engine else {}
     return make_profile(
-        engine, model, get_gpu(point.gpu), dtype, point.tp, kv_dtype=kv, factor_overrides=overrides
+        engine,
+        model,
+        get_gpu(point.gpu),
+        dtype,
+        point.tp,
+        kv_dtype=kv,
+        factor_overrides={**era, **(overrides or {})} or None,
+    )
+
+
+def engine_release(text: str) -> tuple[tuple[int, ...] | None, tuple[int, int] | None]:
+    """(version, (year, month)) named by a row's engine_version: `sglang 0.3.0`, `vllm/vllm-openai:v0.8.5`,
+    `vLLM main (2024-01, ...)`, `SGLang docs (2025)` (a bare year counts as its January); None where absent."""
+    version = re.search(r"(?<![\d.-])v?(\d+)\.(\d+)(?:\.(\d+))?(?![\d-])", text)
+    month = re.search(r"\b(20\d\d)(?:-(\d\d))?\b", text)
+    return (
+        tuple(int(g) for g in version.groups() if g is not None) if version else None,
+        (int(month.group(1)), int(month.group(2) or 1)) if month else None,
     )
 
 
@@ -233,14 +257,20 @@ def predict(point: PublishedPoint, overrides: dict[str, float] | None = None) ->
         batch = _need(point.batch, "batch", point)
         prompt = _need(point.input_len, "input_len", point)
         out = _need(point.output_len, "output_len", point)
-        # One step prefills as many whole prompts as max_num_batched_tokens allows (vLLM of that era had no
-        # chunked prefill by default and a token budget of max(max_model_len, 2048)).
-        per_step = max(1, profile.max_batched_tokens // prompt) if profile.max_batched_tokens >= prompt else 1
+        # One step prefills as many whole prompts as max_num_batched_tokens allows: vLLM of that era (the
+        # benchmark_latency rows are 2024) had no chunked prefill by default and a token budget of
+        # max(max_model_len, 2048) (vLLM 0.3 SchedulerConfig), max_num_seqs 256.
+        budget = max(profile.model.max_context, 2048)
+        per_step = min(256, max(1, budget // prompt))
         total = 0.0
         left = batch
         while left > 0:
             n = min(per_step, left)
-            total += model.prefill(n * prompt, seqs=n)
+            # n separate causal prompts: n * prompt (prompt + 1) / 2 query-key pairs, not one n*prompt chunk.
+            pairs = n * prompt * (prompt + 1) / 2
+            total += model.step(
+                StepBatch(prefill_tokens=n * prompt, prefill_seqs=n, prefill_attention_pairs=pairs)
+            )
             left -= n
         total += sum(model.decode(batch, batch * (prompt + i)) for i in range(1, out))
         return total
@@ -250,9 +280,23 @@ def predict(point: PublishedPoint, overrides: dict[str, float] | None = None) ->
         context = prompt + out // 2
         batch = _offline_batch(profile, point, context)
         # Steady state: every step decodes `batch` sequences and prefills the prompts of the sequences that
-        # replace the finished ones, batch/out of them per step.
-        chunk = round(batch * prompt / out)
-        return batch / model.mixed(batch, batch * context, chunk, 0)
+        # replace the finished ones, batch/out of them per step: their tokens and their own causal attention
+        # (batch/out x prompt (prompt + 1) / 2 pairs, not one chunk of all their tokens).
+        arriving = batch / out
+        tokens, seqs = round(arriving * prompt), max(1, round(arriving))
+        pairs = arriving * prompt * (prompt + 1) / 2
+        if profile.engine == "sglang":
+            # SGLang runs prefill batches apart from decode batches unless --enable-mixed-chunk is set (off by
+            # default, SGLang server arguments), so each step's new prompts cost a step of their own.
+            decode_s = model.step(StepBatch(batch, batch * context))
+            prefill_s = model.step(
+                StepBatch(prefill_tokens=tokens, prefill_seqs=seqs, prefill_attention_pairs=pairs)
+            )
+            return batch / (decode_s + prefill_s)
+        # vLLM's chunked prefill (always on in V1) puts the new prompts' chunks into the decode step.
+        return batch / model.step(
+            StepBatch(batch, batch * context, tokens, seqs, prefill_attention_pairs=pairs)
+        )
     if metric == "ttft_ms":
         prompt = _need(point.input_len, "input_len", point)
         batch = point.batch or 0

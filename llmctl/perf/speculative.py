@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from llmctl.catalog.models import Model
 from llmctl.errors import LlmctlError
-from llmctl.perf.comm import allreduce_latency
+from llmctl.perf.comm import engine_allreduce_latency
 from llmctl.perf.memory import DTYPE_BYTES, kv_heads_per_rank
 from llmctl.perf.profile import Profile
 from llmctl.perf.step_time import smooth_max, step_model
@@ -149,7 +149,7 @@ def draft_step_time(profile: Profile, spec: SpecConfig, batch: int, total_contex
     memory_s = mem_bytes / (g.hbm_bandwidth * f.hbm_efficiency)
     compute_s = 2.0 * spec.draft_params / tp * batch * spec.topk / (g.bf16_flops * f.compute_efficiency)
     # A TP-sharded head all-reduces twice per draft layer, like the target.
-    comm_s = 2.0 * spec.draft_layers * allreduce_latency(g, tp, f)
+    comm_s = 2.0 * spec.draft_layers * engine_allreduce_latency(g, tp, f)
     return smooth_max(memory_s, compute_s, f.roofline_sharpness) + comm_s + f.draft_overhead_s
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from llmctl.perf.comm import allreduce_bus_bandwidth, allreduce_latency
+from llmctl.perf.comm import allreduce_bus_bandwidth, engine_allreduce_latency
 from llmctl.perf.memory import DTYPE_BYTES, kv_bytes_per_token, weight_bytes
 from llmctl.perf.profile import Profile
 
@@ -104,6 +104,7 @@ class StepModel:
         "_comm_rate",
         "_dense_weight_bytes",
         "_expert_bytes",
+        "_expert_penalty",
         "_experts",
         "_experts_per_token",
         "_hbm_rate",
@@ -131,9 +132,11 @@ class StepModel:
             )
             shared = m.num_params - expert_total
             self._expert_bytes = expert_total / m.num_experts * wbytes / tp
+            expert_flops = 2.0 * m.experts_per_token * expert_total / m.num_experts / tp
         else:
             shared = m.num_params
             self._expert_bytes = 0.0
+            expert_flops = 0.0
         self._experts = float(m.num_experts)
         self._experts_per_token = float(m.experts_per_token)
         self._dense_weight_bytes = (shared - embed) * wbytes / tp
@@ -144,7 +147,12 @@ class StepModel:
             * DTYPE_BYTES["bf16"]
             * m.num_layers
         )
-        self._linear_flops = 2.0 * (m.params_per_token - 2.0 * embed) / tp
+        # Fused MoE kernels stream the experts and run their GEMMs below the dense kernels' rates: the expert
+        # FLOPs count 1/moe_compute_efficiency times here, the expert bytes 1/moe_hbm_efficiency times (below).
+        self._linear_flops = 2.0 * (m.params_per_token - 2.0 * embed) / tp + expert_flops * (
+            1.0 / f.moe_compute_efficiency - 1.0
+        )
+        self._expert_penalty = 1.0 / f.moe_hbm_efficiency - 1.0
         self._lm_head_flops = 2.0 * embed / tp
         # QK^T and PV: 2 FLOPs per multiply-add each, per head, per query/key pair.
         heads_per_rank = m.num_attention_heads / tp
@@ -157,11 +165,11 @@ class StepModel:
         self._sharpness = f.roofline_sharpness
         if tp > 1:
             # Ring all-reduce moves 2(tp-1)/tp of the message per rank; two all-reduces per layer.
-            self._comm_latency = 2.0 * m.num_layers * allreduce_latency(g, tp, f)
+            self._comm_latency = 2.0 * m.num_layers * engine_allreduce_latency(g, tp, f)
             self._allreduce_bytes_per_token = (
                 2.0 * m.num_layers * 2.0 * (tp - 1) / tp * m.hidden_size * DTYPE_BYTES["bf16"]
             )
-            self._comm_rate = allreduce_bus_bandwidth(g, f)
+            self._comm_rate = allreduce_bus_bandwidth(g, f, tp)
         else:
             self._comm_latency = 0.0
             self._allreduce_bytes_per_token = 0.0
@@ -172,7 +180,8 @@ class StepModel:
         quant = 0.0
         if profile.dtype == "fp8" and g.fp8_flops is not None:
             quant = FP8_QUANTISED_GEMMS_PER_LAYER * m.num_layers * f.fp8_quant_s
-        self._overhead = f.overhead_s + eager + quant
+        # CPU fixed cost plus the small per-layer kernels (norms, rotary, activation) outside the roofline.
+        self._overhead = f.overhead_s + eager + quant + f.layer_overhead_s * m.num_layers
         self._per_seq = f.per_seq_overhead_s
 
     # --- core -------------------------------------------------------------------------------------------
@@ -200,7 +209,10 @@ class StepModel:
         if tokens <= 0:
             return 0.0, 0.0, 0.0, 0.0, 0.0
         kv_bytes = (decode_ctx + prefill_ctx + tokens) * self._kv_bytes_per_token  # reads + new-token writes
-        mem_bytes = self.weight_bytes_read(tokens) + kv_bytes + tokens * self._act_bytes_per_token
+        weights = self.weight_bytes_read(tokens)
+        # Expert bytes cost 1/moe_hbm_efficiency as much time as dense ones: count the extra as bytes.
+        weights += (weights - self._dense_weight_bytes) * self._expert_penalty
+        mem_bytes = weights + kv_bytes + tokens * self._act_bytes_per_token
         memory_s = mem_bytes / self._hbm_rate
         if pairs is None:
             pairs = prefill * (prefill_ctx + (prefill + 1) / 2) if prefill else 0.0
