@@ -22,6 +22,7 @@ from llmctl.control.controller import Controller, ControllerConfig, Trace
 from llmctl.errors import LlmctlError
 from llmctl.gateway.in_thread import GatewayThread
 from llmctl.gateway.registry import Registry
+from llmctl.gateway.request_log import RequestLog, log_path_beside
 from llmctl.gateway.server import Gateway, check_bind
 from llmctl.gateway.store_sync import StoreSync
 from llmctl.state.machine_lock import machine_lock
@@ -62,7 +63,7 @@ async def _serve_gateway(
     for name, problem in sorted(sync.refused.items()):
         console.print(f"[yellow]gateway does not serve {name}[/]: {problem}", highlight=False)
     check_bind(host, registry)
-    runner = Gateway(registry).runner()
+    runner = Gateway(registry, request_log=RequestLog(log_path_beside(store.path))).runner()
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

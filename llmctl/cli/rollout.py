@@ -23,6 +23,7 @@ from llmctl.errors import LlmctlError
 from llmctl.fleet.facts import cached_facts
 from llmctl.planning import plan_and_desired
 from llmctl.reconcile.phase import Phase
+from llmctl.reconcile.pool import GpuHolder, pool_holdings
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import load_desired, next_generation, put_desired, read_desired, to_json
 from llmctl.state.records import (
@@ -230,11 +231,13 @@ def status_command(state: Path | None = STATE, as_json: bool = JSON) -> None:
     """Replicas as the controller records them (phase, host, GPUs, port, restarts, reason)."""
     store = open_store(state)
     rows = replicas(store)
+    recorded_state = read_desired(store)
+    pools = {d.name: d.pool for d in recorded_state.deployments.values()}
     if as_json:
-        print_json([{**r.__dict__, "phase": str(r.phase)} for r in rows])
+        print_json([{**r.__dict__, "phase": str(r.phase), "pool": pools.get(r.deployment)} for r in rows])
         return
     show_status(rows)
-    recorded_state = read_desired(store)
+    show_pools(pool_holdings(recorded_state.deployments.values(), rows))
     for name, why in sorted(recorded_state.unreadable.items()):
         console.print(f"[red]{name}[/]: {why}", highlight=False)
     stopped = [d.name for d in recorded_state.deployments.values() if d.stopped and not d.removed]
@@ -265,6 +268,19 @@ def show_status(rows: list[ReplicaRow]) -> None:
             str(r.restarts),
             r.reason,
         )
+    console.print(table)
+
+
+def show_pools(holders: list[GpuHolder]) -> None:
+    """Each GPU pool: which deployment holds which GPU (free ones are the pool's spare)."""
+    if not holders:
+        return
+    table = Table(title="GPU pools", title_justify="left")
+    for col in ("pool", "GPU", "deployment", "replica", "phase"):
+        table.add_column(col)
+    for h in holders:
+        gpu = f"{h.gpu.host}:{h.gpu.index}"
+        table.add_row(h.pool, gpu, h.deployment or "[dim]spare[/]", h.replica or "-", h.phase or "-")
     console.print(table)
 
 

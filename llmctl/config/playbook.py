@@ -9,6 +9,14 @@ deployments:
     scaling: {min_replicas: 1, max_replicas: 4, signal: in_flight, target: 16}
     placement: {gpu_type: H100-SXM, host_group: h100}
     engine_args: {--max-num-seqs: 256}
+
+GPU pools: `placement: {pool: NAME, priority: 1, weight: 1.0}` makes the deployment a tenant of pool NAME,
+which is an inventory group (its hosts' GPUs) or `all` (the whole fleet). Nothing else declares a pool:
+every deployment naming the same pool shares its GPUs, less those of deployments placed the usual way. Each
+keeps its own scaling.min_replicas/max_replicas; the planner checks that every member's minimum fits at once,
+spare GPUs belong to the pool, and the controller grants them at run time by priority (higher first; weight
+shares among equals), preempting lower-priority or over-target replicas (drained first). An offline member
+is back-fill work: it only gets GPUs no serving member wants and is the first to give way (llmctl.pool).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from llmctl.catalog.gpus import GPUS, find_gpu
+from llmctl.config.adapters import Adapter, adapter_name_clash, duplicate_adapter
 from llmctl.config.source import LineMap, load_yaml, validate
 from llmctl.errors import ConfigError
 
@@ -117,6 +126,10 @@ class Placement(Strict):
     # Back-fill: run on the spare GPUs of this autoscaled deployment while it does not use them, and give
     # them back (the replica is stopped; a batch job pauses and resumes) as soon as it scales up onto them.
     backfill_for: str | None = None
+    # GPU pool (see the module docstring): an inventory group or `all`; priority and weight only apply here.
+    pool: str | None = None
+    priority: StrictInt = Field(default=0, ge=-1000, le=1000)
+    weight: float = Field(default=1.0, gt=0, le=1000)
 
     @field_validator("gpu_type")
     @classmethod
@@ -199,6 +212,15 @@ class Deployment(Strict):
     gateway: Gateway = Gateway()
     serving: Serving = Serving()
     engine_args: dict[str, EngineArgValue] = Field(default_factory=dict)
+    adapters: tuple[Adapter, ...] = ()  # LoRA adapters on the base model (llmctl.config.adapters)
+
+    @field_validator("adapters")
+    @classmethod
+    def _unique_adapters(cls, value: tuple[Adapter, ...]) -> tuple[Adapter, ...]:
+        twice = duplicate_adapter(value)
+        if twice:
+            raise ValueError(f"adapter name {twice!r} is given twice")
+        return value
 
     @field_validator("name")
     @classmethod
@@ -249,11 +271,43 @@ def parse_playbook(data: Any, lines: LineMap) -> Playbook:
         if dep.name in seen:
             raise lines.error(("deployments", i, "name"), f"duplicate deployment name {dep.name!r}")
         seen[dep.name] = i
+    clash = adapter_name_clash([(d.name, d.adapters) for d in playbook.deployments])
+    if clash:
+        raise lines.error(("deployments", clash[0], "adapters", clash[1], "name"), clash[2])
     for i, dep in enumerate(playbook.deployments):
         problem = _backfill_problem(playbook, dep)
         if problem:
             raise lines.error(("deployments", i, "placement", "backfill_for"), problem)
+        pool_problem = _pool_problem(playbook, dep)
+        if pool_problem:
+            raise lines.error(("deployments", i, "placement", pool_problem[0]), pool_problem[1])
     return playbook
+
+
+def _pool_problem(playbook: Playbook, dep: Deployment) -> tuple[str, str] | None:
+    """(field, problem) of a placement whose pool settings make no sense together."""
+    place = dep.placement
+    if place.pool is None:
+        unused = [f for f in ("priority", "weight") if f in place.model_fields_set]
+        if unused:
+            return unused[0], f"{unused[0]} ranks the tenants of a GPU pool; set placement.pool too"
+        return None
+    if not _NAME.match(place.pool) and place.pool != "all":
+        return "pool", f"{place.pool!r} is not a group name; a pool is an inventory group or 'all'"
+    for other, why in (
+        ("host_group", "the pool's group already says where"),
+        ("hosts", "the pool's group already says where"),
+        ("backfill_for", "offline work in a pool is back-fill already: it gets only GPUs nobody else wants"),
+    ):
+        if getattr(place, other):
+            return other, f"{other} cannot be combined with pool ({why})"
+    lenders = [d.name for d in playbook.deployments if d.placement.backfill_for == dep.name]
+    if lenders:
+        return "pool", (
+            f"{', '.join(lenders)} back-fills this deployment, but a pooled deployment's spare GPUs belong to "
+            f"the pool: put {', '.join(lenders)} in pool {place.pool!r} instead"
+        )
+    return None
 
 
 def _backfill_problem(playbook: Playbook, dep: Deployment) -> str | None:

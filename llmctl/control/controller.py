@@ -6,7 +6,10 @@ hung replicas within the restart budget (llmctl.reconcile.restart: consecutive f
 backoff), (3) carries out queued intents (restart, sleep, wake, scale pins, replica stops), (4) for each
 deployment asks the reconcile core (llmctl.reconcile.plan) for this tick's actions: a stop, a rolling
 replace step, the autoscaler's decision, the initial fill, back-fill; and carries them out
-(llmctl.control.actuate), (5) records the generation it has reconciled. Every action is an event.
+(llmctl.control.actuate), (5) records the generation it has reconciled. Every action is an event. GPU pools
+come before step 4: every member's autoscaler target is the pool's demand, the shared pool step
+(llmctl.reconcile.pool) grants, preempts, waits and refuses, and those moves join the members' actions
+(llmctl.control.pools records each decision as an event).
 
 What it keeps lives in the store (phases, failure counts, retry times, drain targets, surge, idle clocks), so
 a restarted controller adopts what still runs and picks up where the last one stopped. Policies read the
@@ -32,6 +35,7 @@ from llmctl.control.engine_api import base_url, probe
 from llmctl.control.host_watch import HostWatch
 from llmctl.control.launch import status_argv
 from llmctl.control.lifecycle import Lifecycle, ReplicaOutcome, run_dir
+from llmctl.control.pools import PoolEvents
 from llmctl.control.scrape import EngineSample
 from llmctl.errors import LlmctlError
 from llmctl.fleet.pool import Fleet
@@ -40,6 +44,7 @@ from llmctl.reconcile.actions import Action
 from llmctl.reconcile.observe import observe
 from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.plan import converged, plan_deployment
+from llmctl.reconcile.pool import pool_tick, pools_of
 from llmctl.reconcile.restart import RestartPolicy
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import read_desired
@@ -98,6 +103,15 @@ class _Memory:
     quarantined: set[str] = field(default_factory=set)  # deployments whose desired state cannot be read
 
 
+@dataclass
+class _Pooled:
+    """A pool member this tick: what its autoscaler saw and decided, and the moves its pool gave it."""
+
+    seen: tuple[float, Observation] | None
+    decision: Decision | None  # None unless it changes something
+    actions: list[Action] = field(default_factory=list)
+
+
 class Controller:
     def __init__(
         self,
@@ -122,9 +136,10 @@ class Controller:
             inventory, store, self.lifecycle, self.client, self.event, self.config.drain_timeout_s
         )
         self.hosts = HostWatch(inventory, fleet, store, self.event, every_s=self.config.host_check_s)
+        self.pool_events = PoolEvents(self.event)
 
-    def event(self, subject: str, kind: str, reason: str) -> None:
-        record_event(self.store, subject, kind, reason)
+    def event(self, subject: str, kind: str, reason: str, data: dict[str, object] | None = None) -> None:
+        record_event(self.store, subject, kind, reason, data)
         self.log(subject, kind, reason)
 
     async def close(self) -> None:
@@ -216,8 +231,9 @@ class Controller:
         rows = [r for r in replicas(self.store) if r.deployment not in state.unreadable]
         await asyncio.gather(*(self._check(row, desired.get(row.deployment)) for row in rows))
         await self._intents(desired)
+        pooled = self._pools(desired)
         for dep in desired.values():
-            await self._reconcile(dep, desired)
+            await self._reconcile(dep, desired, pooled.get(dep.name))
         trim_samples(self.store, time.time() - self.config.retention_s)
 
     # -- health -------------------------------------------------------------------------------------------
@@ -338,7 +354,38 @@ class Controller:
             self.memory.scalers[dep.name] = cached
         return cached[1]
 
-    async def _reconcile(self, dep: DesiredDeployment, desired: dict[str, DesiredDeployment]) -> None:
+    def _sized(self, dep: DesiredDeployment, pinned: int | None) -> bool:
+        """Does a policy size it this tick (the autoscaler, or a pin)?"""
+        pooled = dep.pool is not None and not dep.removed
+        return (
+            not dep.stopped
+            and not dep.backfill_for
+            and (pinned is not None or dep.scaling.autoscaled or pooled)
+        )
+
+    def _pools(self, desired: dict[str, DesiredDeployment]) -> dict[str, _Pooled]:
+        """Each pool member's decision this tick and its pool's moves (grants, preemptions), said as events."""
+        every = replicas(self.store)
+        pins = scale_overrides(self.store)
+        out: dict[str, _Pooled] = {}
+        for pool, deps in pools_of(desired.values()).items():
+            wanted: dict[str, int] = {}
+            for dep in deps:
+                pinned = pins.get(dep.name)
+                if not self._sized(dep, pinned):
+                    continue
+                seen, decision = self._decide(dep, [r for r in every if r.deployment == dep.name], pinned)
+                wanted[dep.name] = decision.target
+                out[dep.name] = _Pooled(seen, decision if decision.changed else None)
+            step = pool_tick(pool, deps, every, wanted)
+            self.pool_events.said(step)
+            for name, actions in step.actions.items():
+                out.setdefault(name, _Pooled(None, None)).actions.extend(actions)
+        return out
+
+    async def _reconcile(
+        self, dep: DesiredDeployment, desired: dict[str, DesiredDeployment], pooled: _Pooled | None = None
+    ) -> None:
         generation = reconciled_generation(self.store, dep.name)
         if dep.generation > generation:
             self._new_generation(dep)
@@ -347,8 +394,11 @@ class Controller:
         pinned = scale_overrides(self.store).get(dep.name)
         surge_before = surge(self.store, dep.name)
         decision = seen = None
-        if not dep.stopped and not dep.backfill_for and (pinned is not None or dep.scaling.autoscaled):
-            seen, decision = self._decide(dep, rows, pinned)
+        if pooled is not None:
+            seen, decision = pooled.seen, pooled.decision
+        elif dep.pool is None and self._sized(dep, pinned):
+            seen, full = self._decide(dep, rows, pinned)
+            decision = full if full.changed else None
         plan = plan_deployment(
             dep,
             rows,
@@ -358,6 +408,7 @@ class Controller:
             pinned=pinned,
             decision=decision,
             fill=dep.generation > generation,
+            pool=pooled.actions if pooled is not None else (),
         )
         if plan.scaled and decision is not None:
             self.event(dep.name, "scale", decision.reason)
@@ -386,8 +437,8 @@ class Controller:
 
     def _decide(
         self, dep: DesiredDeployment, rows: list[ReplicaRow], pinned: int | None
-    ) -> tuple[tuple[float, Observation], Decision | None]:
-        """((policy time, what the policy saw), its decision when it changes something)."""
+    ) -> tuple[tuple[float, Observation], Decision]:
+        """((policy time, what the policy saw), its decision; `changed` says whether it moves something)."""
         mono = time.monotonic()
         wall = time.time()
         seen = demand(self.store).get(dep.name)
@@ -405,8 +456,7 @@ class Controller:
         if obs.demand > 0:  # a request is here now: the idle clock reads zero, and is stored
             set_last_active(self.store, dep.name, wall)
             obs = replace(obs, seconds_since_last_request=0.0)
-        decision = self._policy(dep, pinned).decide(obs, mono)
-        return (mono, obs), (decision if decision.changed else None)
+        return (mono, obs), self._policy(dep, pinned).decide(obs, mono)
 
     def _arrival_rate(
         self, deployment: str, gateway_total: int | None, rows: list[ReplicaRow], mono: float, wall: float

@@ -37,7 +37,7 @@ def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
             d.replace.append((old, r))
         else:
             d.keep.append(old)
-    for r in (*plan.spares, *plan.backfill):
+    for r in (*plan.spares, *plan.backfill, *plan.pooled):
         old = by_name.get(r.name)
         if old is None:
             continue
@@ -45,6 +45,6 @@ def diff(plan: Plan, current: Sequence[ReplicaRow]) -> Diff:
             d.replace.append((old, r))
         else:
             d.keep.append(old)
-    planned = {r.name for r in (*plan.replicas, *plan.spares, *plan.backfill)}
+    planned = {r.name for r in (*plan.replicas, *plan.spares, *plan.backfill, *plan.pooled)}
     d.stop = [r for r in current if r.name not in planned]
     return d

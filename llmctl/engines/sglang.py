@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # types only: planner imports these builders, so importing it back would be a cycle
@@ -64,3 +66,41 @@ def build_args(shape: Shape, *, bind: str, port: int, served_name: str) -> list[
 
 def env(shape: Shape) -> dict[str, str]:
     return {}
+
+
+# LoRA (SGLang's LoRA serving docs, docs.sglang.io/advanced_features/lora): `--lora-paths` takes PATH,
+# NAME=PATH or JSON {"lora_name", "lora_path", "pinned"}; `/load_lora_adapter` and `/unload_lora_adapter` are
+# always served with --enable-lora; the OpenAI endpoints name an adapter as model "base:adapter".
+LOAD_LORA_PATH = "/load_lora_adapter"
+UNLOAD_LORA_PATH = "/unload_lora_adapter"
+
+
+def lora_args(preload: Sequence[tuple[str, str]], *, base: str, max_loras: int, max_rank: int) -> list[str]:
+    """`--enable-lora` with the batch's adapter slots, the rank bound and the adapters loaded at start-up.
+    `--lora-target-modules all`: SGLang infers the modules from the start-up adapters only, and one loaded
+    later on other modules would be refused; covering all costs a little compute per step (its docs)."""
+    args = [
+        "--enable-lora",
+        "--max-loras-per-batch",
+        str(max_loras),
+        "--max-lora-rank",
+        str(max_rank),
+        "--lora-target-modules",
+        "all",
+    ]
+    if preload:
+        paths = [
+            json.dumps({"lora_name": name, "lora_path": path}, separators=(",", ":"))
+            for name, path in preload
+        ]
+        args += ["--lora-paths", *paths]
+    return args
+
+
+def lora_env(runtime_loading: bool) -> dict[str, str]:
+    return {}  # SGLang needs no switch for its load/unload endpoints
+
+
+def adapter_model(base: str, adapter: str) -> str:
+    """The `model` an OpenAI request names an adapter by."""
+    return f"{base}:{adapter}"

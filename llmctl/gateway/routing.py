@@ -21,6 +21,7 @@ class Backend:
 
     name: str
     outstanding: int = 0  # requests sent and not yet finished
+    adapters: frozenset[str] = frozenset()  # LoRA adapters it has loaded, as far as the gateway knows
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,42 @@ class PrefixAffinity:
         if chosen.outstanding > self.overload_factor * mean + self.slack:
             return self._fallback.choose(backends, key)
         return chosen
+
+
+@dataclass(frozen=True)
+class AdapterPick:
+    """Where a request for a LoRA adapter goes, and whether that replica had the adapter loaded (a hit) or
+    must load it first (a miss: the gateway asks it to, or the engine reads it from disk again)."""
+
+    backend: Backend
+    hit: bool
+
+
+class AdapterAffinity:
+    """Requests for an adapter go to a replica that has it loaded: the least loaded of those, unless even it
+    is overloaded (more than `overload_factor` x the mean outstanding over all replicas, plus `slack`);
+    then, or when no replica has it, to the least-loaded replica, ties to the one with the fewest adapters
+    loaded (the least likely to evict one in use), then by name. Loading costs a disk read and evicts
+    another adapter once a replica's slots are full, so a miss is worth a little queueing but not a hot
+    spot: the overload bound is PrefixAffinity's."""
+
+    name: ClassVar[str] = "adapter_affinity"
+
+    def __init__(self, overload_factor: float = 2.0, slack: int = 4) -> None:
+        self.overload_factor = overload_factor
+        self.slack = slack
+
+    def choose(self, backends: Sequence[Backend], adapter: str) -> AdapterPick | None:
+        if not backends:
+            return None
+        holders = [b for b in backends if adapter in b.adapters]
+        if holders:
+            best = min(holders, key=lambda b: (b.outstanding, b.name))
+            mean = sum(b.outstanding for b in backends) / len(backends)
+            if best.outstanding <= self.overload_factor * mean + self.slack:
+                return AdapterPick(best, hit=True)
+        pick = min(backends, key=lambda b: (b.outstanding, len(b.adapters), b.name))
+        return AdapterPick(pick, hit=adapter in pick.adapters)
 
 
 ROUTERS: dict[str, type[RoundRobin] | type[LeastOutstanding] | type[PrefixAffinity]] = {

@@ -24,8 +24,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmctl.engines.api_key import auth_headers
 from llmctl.errors import LlmctlError
+from llmctl.gateway.adapters import AdapterLoader, upstream_body
 from llmctl.gateway.metrics import GatewayMetrics
 from llmctl.gateway.registry import DeploymentRoutes, Endpoint, Registry
+from llmctl.gateway.request_log import TAP_KEY as _TAP
+from llmctl.gateway.request_log import RequestLog, RequestTap
 from llmctl.gateway.routing import RouteKey
 
 log = logging.getLogger(__name__)
@@ -119,9 +122,12 @@ class Gateway:
         *,
         upstream_timeout_s: float = 600.0,
         header_timeout_s: float = HEADER_TIMEOUT_S,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.registry = registry
+        self.request_log = request_log  # one line per proxied request, for `llmctl sim replay`
         self.metrics = GatewayMetrics()
+        self.adapters = AdapterLoader(self.metrics)  # LoRA adapters: affinity and loads (gateway.adapters)
         self.upstream_timeout_s = upstream_timeout_s
         self.header_timeout_s = header_timeout_s
         self._session: aiohttp.ClientSession | None = None
@@ -157,6 +163,8 @@ class Gateway:
     async def _stop(self, app: web.Application) -> None:
         if self._session:
             await self._session.close()
+        if self.request_log is not None:
+            await asyncio.to_thread(self.request_log.close)
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -172,6 +180,12 @@ class Gateway:
             {"id": name, "object": "model", "owned_by": "llmctl"}
             for name, routes in self.registry.deployments.items()
             if self._authorised(routes, request)
+        ]
+        data += [  # each LoRA adapter is a model of its own, its deployment the parent (as vLLM lists them)
+            {"id": adapter, "object": "model", "owned_by": "llmctl", "parent": name}
+            for name, routes in self.registry.deployments.items()
+            if self._authorised(routes, request)
+            for adapter in routes.adapters
         ]
         return web.json_response({"object": "list", "data": data})
 
@@ -197,7 +211,8 @@ class Gateway:
         if not isinstance(body, dict):
             return _error(400, "request body must be a JSON object", "invalid_request_error")
         model = body.get("model")
-        routes = self.registry.deployments.get(model) if isinstance(model, str) else None
+        found = self.registry.resolve(model) if isinstance(model, str) else None
+        routes, adapter = found if found else (None, None)
         if routes is None:
             return _error(404, f"The model `{model}` does not exist.", "NotFoundError")
         if not self._authorised(routes, request):
@@ -205,8 +220,12 @@ class Gateway:
             return _error(401, "invalid or missing API key", "authentication_error")
         routes.requests_total += 1
         routes.last_request_at = time.time()
+        if self.request_log is not None:
+            self.request_log.tap(request, routes.name, body)
         try:
-            response = await self._forward(request, routes, raw, _route_key(body), started)
+            if adapter is not None:
+                raw = upstream_body(routes, adapter, body, raw)
+            response = await self._forward(request, routes, raw, _route_key(body), started, adapter)
         except _ClientGone:
             self._client_gone(routes, request)
             # aiohttp wants a response back; writing it fails quietly on the closed transport.
@@ -219,12 +238,16 @@ class Gateway:
             raise
         self.metrics.requests.labels(routes.name, str(response.status)).inc()
         self.metrics.latency.labels(routes.name).observe(time.perf_counter() - started)
+        if self.request_log is not None:
+            self.request_log.done(request, response.status)
         return response
 
     def _client_gone(self, routes: DeploymentRoutes, request: web.Request) -> None:
         # A hang-up is routine (a user stops a generation, a load generator times out): no traceback.
         log.debug("client %s hung up on %s; upstream request cancelled", request.remote, routes.name)
         self.metrics.requests.labels(routes.name, str(CLIENT_CLOSED)).inc()
+        if self.request_log is not None:
+            self.request_log.done(request, CLIENT_CLOSED)
 
     async def _wait_ready(self, routes: DeploymentRoutes) -> bool:
         if routes.endpoints:
@@ -245,7 +268,13 @@ class Gateway:
             self.metrics.queue_depth.labels(routes.name).set(routes.held)
 
     async def _forward(
-        self, request: web.Request, routes: DeploymentRoutes, raw: bytes, key: RouteKey, started: float
+        self,
+        request: web.Request,
+        routes: DeploymentRoutes,
+        raw: bytes,
+        key: RouteKey,
+        started: float,
+        adapter: str | None = None,
     ) -> web.StreamResponse:
         assert self._session is not None
         tried: list[str] = []
@@ -258,12 +287,22 @@ class Gateway:
                     "ServiceUnavailable",
                     {"Retry-After": retry},
                 )
-            endpoint = routes.choose(key, exclude=tried)
+            if adapter is None:
+                endpoint = routes.choose(key, exclude=tried)
+            else:
+                endpoint = self.adapters.choose(routes, adapter, tried)
             if endpoint is None:
                 break
             tried.append(endpoint.name)
             try:
-                return await self._stream(request, routes, endpoint, raw, started)
+                if adapter is not None:
+                    refused = await self.adapters.ensure_loaded(self._session, routes, endpoint, adapter)
+                    if refused is not None:
+                        return refused
+                response = await self._stream(request, routes, endpoint, raw, started)
+                if adapter is not None and response.status == 404:
+                    endpoint.forget(adapter)  # it restarted without it: the next request loads it again
+                return response
             except aiohttp.ClientConnectorError:
                 # Nothing reached the replica, so sending the request elsewhere cannot answer it twice.
                 if attempt + 1 < MAX_ATTEMPTS:
@@ -289,6 +328,9 @@ class Gateway:
         headers |= auth_headers(endpoint.key)
         endpoint.outstanding += 1
         self.metrics.in_flight.labels(routes.name).inc()
+        tap: RequestTap | None = request.get(_TAP)
+        if tap is not None:
+            tap.replica = endpoint.name
         try:
             async with self._session.post(endpoint.url + request.path, data=raw, headers=headers) as upstream:
                 try:
@@ -311,6 +353,7 @@ class Gateway:
         )
         with _to_client(upstream):
             await out.prepare(request)
+        tap: RequestTap | None = request.get(_TAP)
         while True:
             try:
                 chunk = await upstream.content.readany()
@@ -323,6 +366,8 @@ class Gateway:
                 return out
             if not chunk:
                 break
+            if tap is not None:
+                tap.feed(chunk)
             with _to_client(upstream):
                 await out.write(chunk)
         with _to_client(upstream):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from llmctl.config.inventory import Inventory
 from llmctl.control.engine_api import base_url
 from llmctl.errors import LlmctlError
-from llmctl.gateway.registry import Registry
+from llmctl.gateway.registry import AdapterRoute, Registry
 from llmctl.gateway.routing import make_router
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import DesiredState, read_desired
@@ -113,6 +113,13 @@ class StoreSync:
             elif routes.policy != dep.route or routes.api_key != key:
                 # Changed in place: requests held for this deployment keep waiting on the same routes.
                 routes.router, routes.policy, routes.api_key = make_router(dep.route), dep.route, key
+            adapters = [AdapterRoute(a.name, a.path, a.preload) for a in dep.adapters]
+            refused = self.registry.set_adapters(name, adapters, slots=dep.adapter_slots, flavour=dep.flavour)
+            if refused and self.refused.get(f"{name}/adapters") != ", ".join(refused):
+                self.refused[f"{name}/adapters"] = ", ".join(refused)
+                said.append(
+                    (name, "gateway-refused", f"adapters {', '.join(refused)} are other models' names")
+                )
         for name in set(self.registry.deployments) - set(desired) - set(read.state.unreadable):
             self.registry.set_endpoints(name, [])
             del self.registry.deployments[name]

@@ -14,7 +14,9 @@ from llmctl.engines import emulated, sglang, vllm
 from llmctl.engines.flagspec import FlagSpec, merge_argv, overrides_to_argv
 from llmctl.errors import ConfigError, PlanError
 from llmctl.planner.cpu import cpu_engine_version, shape_cpu_replica
+from llmctl.planner.lora import lora_args, lora_env
 from llmctl.planner.placement import GpuFacts, HostState, eligible, host_states, selected
+from llmctl.planner.pool import plan_pools
 from llmctl.planner.shape import DoesNotFit, flavour_of, shape_replica
 from llmctl.planner.types import Plan, PlannedReplica, Shape
 
@@ -73,7 +75,10 @@ def _argv(dep: Deployment, shape: Shape, host_state: HostState, port: int, spec:
     engine = ENGINES[shape.flavour]
     # Local replicas listen on loopback only; remote ones must be reachable by the gateway.
     bind = "127.0.0.1" if host_state.host.connection == "local" else "0.0.0.0"
-    base = engine.build_args(shape, bind=bind, port=port, served_name=dep.name)
+    base = [
+        *engine.build_args(shape, bind=bind, port=port, served_name=dep.name),
+        *lora_args(dep, shape.flavour),
+    ]
     args = base
     if dep.engine_args:
         overrides = overrides_to_argv(dep.engine_args, spec)
@@ -120,8 +125,8 @@ def plan_playbook(
     replicas: list[PlannedReplica] = []
     warnings: list[str] = []
     for d_index, dep in enumerate(playbook.deployments):
-        if dep.placement.backfill_for:
-            continue  # it owns no GPUs: its slots are planned on another deployment's spares below
+        if dep.placement.backfill_for or dep.placement.pool:
+            continue  # it owns no GPUs: its slots are planned on another deployment's spares (or a pool) below
         model = models[dep.model]
         place = dep.placement
         _check_cpu_hosts(dep, states, inventory)
@@ -139,7 +144,7 @@ def plan_playbook(
     spares: list[PlannedReplica] = []
     for d_index, dep in enumerate(playbook.deployments):
         want = (dep.scaling.max_replicas or 0) - dep.scaling.initial_replicas
-        if want <= 0 or dep.placement.backfill_for:
+        if want <= 0 or dep.placement.backfill_for or dep.placement.pool:
             continue
         place = dep.placement
         candidates = eligible(states, place.host_group, place.hosts, place.gpu_type)
@@ -183,7 +188,20 @@ def plan_playbook(
                         dep, d_index, i, spare, models[dep.model], states, flagspecs, lines, playbook.file
                     )
                 )
-    for r in (*replicas, *spares, *backfill):
+    pooled = plan_pools(
+        playbook,
+        inventory,
+        states,
+        models,
+        _shape,
+        lambda dep, d_index, r_index, shape, state, gpus, port: _replica(
+            dep, d_index, r_index, shape, state, gpus, port, flagspecs, lines, playbook.file
+        ),
+        lambda state, shape: state.port(state.host.engine_port or ENGINES[shape.flavour].DEFAULT_PORT),
+        lambda path, problem: _error(lines, playbook.file, path, problem),
+    )
+    warnings.extend(pooled.warnings)
+    for r in (*replicas, *spares, *backfill, *pooled.slots):
         if r.shape.device == "cpu" and (r.shape.flavour, r.shape.engine_version) not in flagspecs:
             fallback = ENGINES[r.shape.flavour].DEFAULT_VERSION
             warnings.append(
@@ -197,6 +215,8 @@ def plan_playbook(
         warnings=tuple(warnings),
         spares=tuple(spares),
         backfill=tuple(backfill),
+        pooled=pooled.slots,
+        pools=pooled.pools,
     )
 
 
@@ -298,7 +318,7 @@ def _replica(
     _check_flags(dep, d_index, shape, argv, spec, lines, file)
     # A CPU replica has no GPUs to pick; its slot index 0 is the whole host's CPU.
     visible = {} if shape.device == "cpu" else {"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
-    env = {**visible, **ENGINES[shape.flavour].env(shape)}
+    env = {**visible, **ENGINES[shape.flavour].env(shape), **lora_env(dep, shape.flavour)}
     if shape.device == "cpu" and state.host.cpu_bind:
         # An explicit binding replaces vLLM's automatic one, and with it the reserved cores.
         env = {k: v for k, v in env.items() if k != vllm.CPU_RESERVED_ENV}

@@ -14,6 +14,7 @@ from llmctl.perf.cold_start import cold_start_time, wake_time
 from llmctl.perf.memory import MemoryFit, memory_fit
 from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import SpecConfig, draft_params
+from llmctl.planner.lora import lora_decision
 from llmctl.planner.presets import PRESETS
 from llmctl.planner.types import Decision, Shape
 
@@ -222,6 +223,9 @@ def shape_replica(dep: Deployment, model: Model, gpu: GPU, gpus_on_host: int) ->
     )
     sleep = preset.sleep_mode
     decisions.append(Decision("sleep mode", "on" if sleep else "off", preset.sleep_reason))
+    lora = lora_decision(dep, model, chosen.tp)
+    if lora is not None:
+        decisions.append(lora)
     max_seqs = max(1, min(preset.max_num_seqs, chosen.fit.kv_capacity_tokens // 256))
     profile = make_profile(
         flavour,

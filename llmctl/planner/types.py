@@ -103,6 +103,38 @@ class PlannedReplica:
 
 
 @dataclass(frozen=True)
+class PoolMember:
+    """One deployment drawing from a GPU pool, as planned (llmctl.planner.pool)."""
+
+    deployment: str
+    priority: int
+    weight: float
+    min_replicas: int
+    max_replicas: int
+    gpus_per_replica: int
+    gpu_type: str | None
+    backfill: bool  # offline work: gets what nobody else wants, gives way first
+    slots: int  # candidate placements on the pool (one per aligned GPU group it fits)
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """A GPU pool: its GPUs (host, index, type), its members, and what their minimums leave spare."""
+
+    name: str
+    gpus: tuple[tuple[str, int, str], ...]
+    members: tuple[PoolMember, ...]
+
+    @property
+    def minimum_gpus(self) -> int:
+        return sum(m.min_replicas * m.gpus_per_replica for m in self.members)
+
+    @property
+    def spare_gpus(self) -> int:
+        return len(self.gpus) - self.minimum_gpus
+
+
+@dataclass(frozen=True)
 class Plan:
     playbook: str
     inventory: str
@@ -114,3 +146,7 @@ class Plan:
     # Back-fill slots: one per spare of the deployment named in `placement.backfill_for`, on its GPUs (the
     # one exception to "no GPU is given twice": the controller never runs both at once).
     backfill: tuple[PlannedReplica, ...] = ()
+    # GPU pools: each pooled deployment's candidate slots (one per GPU group of the pool it fits; several
+    # members' slots share GPUs, and the controller's pool step says which run), and the pools themselves.
+    pooled: tuple[PlannedReplica, ...] = ()
+    pools: tuple[PoolPlan, ...] = ()

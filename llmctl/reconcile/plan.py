@@ -5,10 +5,19 @@ calls `scale_actions` the same way for the scaling part."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from llmctl.autoscale.types import Decision
-from llmctl.reconcile.actions import Action, Blocked, Drain, Start, keep_initial, scale_actions, stop_all
+from llmctl.reconcile.actions import (
+    Action,
+    Blocked,
+    Drain,
+    Reclaim,
+    Start,
+    keep_initial,
+    scale_actions,
+    stop_all,
+)
 from llmctl.reconcile.backfill import backfill_actions, borrowed_slots
 from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.rollout import MOVING, RollStep, VersionedReplica, roll
@@ -35,13 +44,16 @@ def plan_deployment(
     pinned: int | None,
     decision: Decision | None,
     fill: bool = False,
+    pool: Sequence[Action] = (),
 ) -> DeploymentPlan:
     """`rows` are the deployment's replicas, `every_row` the fleet's (back-fill looks at its owner's);
     `decision` is the autoscaler's when it changed something this tick, else None. `fill`: a new generation
     is being reconciled, so an autoscaled deployment starts its `initial` slots too (the autoscaler takes
-    over from there)."""
+    over from there). `pool`: a pooled deployment's actions from its pool's step (llmctl.reconcile.pool)."""
     if dep.stopped:
         return DeploymentPlan(stop_all(rows))
+    if dep.pool:
+        return _pooled(dep, rows, decision, pool)
     if dep.backfill_for:
         owner = [r for r in every_row if r.name in {s.shares_with for s in dep.slots}]
         return DeploymentPlan(backfill_actions(dep, owner, rows))
@@ -68,6 +80,35 @@ def plan_deployment(
     )
 
 
+def _pooled(
+    dep: DesiredDeployment,
+    rows: Sequence[VersionedReplica],
+    decision: Decision | None,
+    pool: Sequence[Action],
+) -> DeploymentPlan:
+    """A pool member starts only where the pool grants; its rolls replace in place (a surge would take
+    GPUs nobody granted) and its autoscaler's wakes and scale-downs are carried out as usual."""
+    phase = {r.name: parse(r.phase) for r in rows}
+    held = replace(dep, slots=tuple(s for s in dep.slots if s.name in phase))
+    step = roll(held, rows)
+    rolled = [a for a in step.actions if not (isinstance(a, Start) and phase.get(a.slot) == Phase.STOPPED)]
+    scaled: list[Action] = []
+    if decision is not None and decision.changed:
+        moves = scale_actions(decision, rows, [s.name for s in dep.slots], sleep_mode=dep.sleep_mode)
+        scaled = [
+            a
+            for a in moves
+            if not isinstance(a, Start | Blocked | Reclaim) and not (step.busy and isinstance(a, Drain))
+        ]
+    once = _once([*rolled, *pool, *scaled])
+    return DeploymentPlan(
+        once,
+        replace(step, surge=""),
+        True,
+        scaled=any(a in once for a in scaled) or any(a in once for a in pool),
+    )
+
+
 def _once(actions: list[Action]) -> list[Action]:
     """The first action on a replica or slot wins: two rules may name the same one in a tick."""
     seen: set[str] = set()
@@ -89,7 +130,7 @@ def converged(dep: DesiredDeployment, rows: Sequence[VersionedReplica], step: Ro
         return not rows
     if step.busy or step.surge or step.actions or any(p in (*MOVING, Phase.DRAINING) for p in phases):
         return False
-    if dep.backfill_for or dep.scaling.autoscaled:
+    if dep.backfill_for or dep.pool or dep.scaling.autoscaled:
         return True
     have = {r.name: parse(r.phase) for r in rows}
     return all(have.get(s.name) in (Phase.READY, Phase.FAILED) for s in dep.slots[: dep.initial])

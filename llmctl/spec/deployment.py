@@ -75,6 +75,15 @@ class ScalingSpec:
 
 
 @dataclass(frozen=True)
+class AdapterSpec:
+    """A LoRA adapter the gateway serves as its own model name on the deployment (llmctl.config.adapters)."""
+
+    name: str
+    path: str
+    preload: bool
+
+
+@dataclass(frozen=True)
 class DesiredDeployment:
     name: str
     workload: str
@@ -94,6 +103,12 @@ class DesiredDeployment:
     generation: int = 0  # raised by every apply; the controller records the one it has reconciled
     stopped: bool = False  # `llmctl stop`: no replica wanted until the next apply
     removed: bool = False  # no longer in the playbook: stopped, then forgotten once its replicas are gone
+    # GPU pool (llmctl.pool): its slots are candidates on the pool's GPUs, which the pool step grants.
+    pool: str | None = None
+    pool_priority: int = 0
+    pool_weight: float = 1.0
+    adapters: tuple[AdapterSpec, ...] = ()  # LoRA adapters, each a model name at the gateway
+    adapter_slots: int = 0  # adapters a replica keeps loaded (planner.lora: vLLM --max-loras)
 
     def slot(self, name: str) -> Slot | None:
         return next((s for s in self.slots if s.name == name), None)

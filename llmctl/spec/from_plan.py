@@ -9,8 +9,9 @@ import json
 from llmctl.config.playbook import Deployment, Playbook
 from llmctl.errors import LlmctlError
 from llmctl.planner import Plan, PlannedReplica
+from llmctl.planner.lora import lora_plan
 from llmctl.planner.shape import startup_costs
-from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
+from llmctl.spec.deployment import AdapterSpec, DesiredDeployment, ScalingSpec, Slot
 
 
 def spec_hash(r: PlannedReplica) -> str:
@@ -39,7 +40,7 @@ def desired_from_plan(playbook: Playbook, plan: Plan) -> list[DesiredDeployment]
     out = []
     for dep in playbook.deployments:
         initial = [r for r in plan.replicas if r.deployment == dep.name]
-        spares = [r for r in (*plan.spares, *plan.backfill) if r.deployment == dep.name]
+        spares = [r for r in (*plan.spares, *plan.backfill, *plan.pooled) if r.deployment == dep.name]
         if initial or spares:
             out.append(_desired(dep, initial, spares))
     return out
@@ -81,4 +82,9 @@ def _desired(
         slots=tuple(slot_of(r) for r in [*initial, *spares]),
         targets=dep.targets.model_dump(),
         backfill_for=dep.placement.backfill_for,
+        pool=dep.placement.pool,
+        pool_priority=dep.placement.priority,
+        pool_weight=dep.placement.weight,
+        adapters=tuple(AdapterSpec(a.name, a.path, a.preload) for a in dep.adapters),
+        adapter_slots=lora.max_loras if (lora := lora_plan(dep)) else 0,
     )

@@ -11,7 +11,7 @@ from typing import Any
 from llmctl.catalog.models import Model
 from llmctl.errors import LlmctlError
 from llmctl.planner.types import Decision, Shape
-from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
+from llmctl.spec.deployment import AdapterSpec, DesiredDeployment, ScalingSpec, Slot
 from llmctl.state.records import deployments, put_deployment
 from llmctl.state.store import Store
 
@@ -44,6 +44,7 @@ def from_json(name: str, data: dict[str, Any]) -> DesiredDeployment:
                 "name": name,
                 "scaling": ScalingSpec(**{**scaling, "schedule": schedule}),
                 "slots": slots,
+                "adapters": tuple(AdapterSpec(**a) for a in data.get("adapters", ())),
             }
         )
     except (KeyError, TypeError) as exc:

@@ -147,4 +147,9 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT NOT NULL
     );
     """,
+    # 9: typed fields of an event (JSON): what a decision was about, so that tools and tests read the pool's
+    # grants and preemptions (tenant, GPUs, reason) without parsing the words.
+    """
+    ALTER TABLE events ADD COLUMN data TEXT NOT NULL DEFAULT '{}';
+    """,
 )

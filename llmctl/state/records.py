@@ -6,9 +6,9 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from llmctl.errors import LlmctlError
 from llmctl.state.store import Store
@@ -45,6 +45,7 @@ class Event:
     subject: str
     kind: str
     reason: str
+    data: dict[str, object] = field(default_factory=dict)  # typed fields of the decision, where it has them
 
 
 def put_deployment(store: Store, name: str, spec: dict[str, object], spec_hash: str) -> None:
@@ -171,19 +172,32 @@ def set_last_active(store: Store, deployment: str, at: float) -> None:
     )
 
 
-def record_event(store: Store, subject: str, kind: str, reason: str) -> None:
+def record_event(
+    store: Store, subject: str, kind: str, reason: str, data: Mapping[str, object] | None = None
+) -> None:
     store.db.execute(
-        "INSERT INTO events (at, subject, kind, reason) VALUES (?, ?, ?, ?)",
-        (time.time(), subject, kind, reason),
+        "INSERT INTO events (at, subject, kind, reason, data) VALUES (?, ?, ?, ?, ?)",
+        (time.time(), subject, kind, reason, json.dumps(dict(data or {}), sort_keys=True)),
     )
 
 
 def events(store: Store, since_id: int = 0, limit: int = 200) -> list[Event]:
     rows = store.db.execute(
-        "SELECT id, at, subject, kind, reason FROM events WHERE id > ? ORDER BY id DESC LIMIT ?",
+        "SELECT id, at, subject, kind, reason, data FROM events WHERE id > ? ORDER BY id DESC LIMIT ?",
         (since_id, limit),
     ).fetchall()
-    return [Event(*row) for row in reversed(rows)]
+    return [
+        Event(i, at, subject, kind, reason, _data(data))
+        for i, at, subject, kind, reason, data in reversed(rows)
+    ]
+
+
+def _data(text: str | None) -> dict[str, object]:
+    try:
+        data = json.loads(text or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @contextmanager

@@ -15,6 +15,7 @@ from llmctl.catalog.gpus import get_gpu
 from llmctl.catalog.models import Model
 from llmctl.config.models import resolve_model
 from llmctl.engines.emulated import GPU_ENV, PROFILE_ENV, TIME_SCALE_ENV
+from llmctl.engines.emulator.lora import AdapterNotFound, LoraSettings, read_adapter
 from llmctl.engines.flagspec import FlagSpec
 from llmctl.engines.flagtypes import convert
 from llmctl.engines.snapshots import load_flagspec
@@ -50,6 +51,7 @@ class EmulatorConfig:
     kv_cache_dtype: str = "auto"  # the flag as given (vLLM reports it in cache_config_info)
     load_tracking: bool = False  # vLLM --enable-server-load-tracking: /load counts requests in flight
     factors: EfficiencyFactors | None = None  # from LLMCTL_EMULATOR_PROFILE; None: the device's defaults
+    lora: LoraSettings | None = None  # vLLM/SGLang --enable-lora; None: no adapters are served
 
 
 class UsageError(Exception):
@@ -149,6 +151,7 @@ def parse_config(flavour: str, argv: list[str], environ: dict[str, str] | None =
         kv_cache_dtype=kv,
         load_tracking=flavour == "vllm" and bool(v.get("enable_server_load_tracking")),
         factors=_factors(env.get(PROFILE_ENV)),
+        lora=lora_settings(flavour, spec, v, env),
     )
 
 
@@ -209,3 +212,52 @@ def _api_keys(flavour: str, raw: object, env: Mapping[str, str]) -> tuple[str, .
 def prompt_tokens(text: str) -> int:
     # About four characters per token for English text with BPE vocabularies; the emulator has no tokenizer.
     return max(1, math.ceil(len(text) / 4))
+
+
+def lora_settings(
+    flavour: str, spec: FlagSpec, v: dict[str, object], env: Mapping[str, str]
+) -> LoraSettings | None:
+    """The LoRA flags as each engine reads them. vLLM: --enable-lora, --max-loras (1), --max-cpu-loras
+    (max-loras), --max-lora-rank (16), --lora-modules NAME=PATH or JSON; the load/unload endpoints only with
+    VLLM_ALLOW_RUNTIME_LORA_UPDATING 1 or true. SGLang: --enable-lora (implied by --lora-paths),
+    --max-loras-per-batch (8), --max-loaded-loras (no bound), --lora-paths PATH, NAME=PATH or JSON."""
+    if flavour == "vllm":
+        if not v.get("enable_lora"):
+            return None
+        slots = int(str(_get(spec, v, "max_loras", 1)))
+        cached = int(str(_get(spec, v, "max_cpu_loras", None) or slots))
+        rank = int(str(_get(spec, v, "max_lora_rank", 16)))
+        runtime = env.get("VLLM_ALLOW_RUNTIME_LORA_UPDATING", "0").strip().lower() in ("1", "true")
+        entries, keys = v.get("lora_modules") or [], ("name", "path")
+    else:
+        if not (v.get("enable_lora") or v.get("lora_paths")):
+            return None
+        slots = int(str(_get(spec, v, "max_loras_per_batch", 8)))
+        cached = int(str(_get(spec, v, "max_loaded_loras", None) or 1_000_000))
+        rank = int(str(_get(spec, v, "max_lora_rank", None) or 64))
+        runtime = True
+        entries, keys = v.get("lora_paths") or [], ("lora_name", "lora_path")
+    static = tuple(_lora_entry(str(e), keys) for e in entries if e) if isinstance(entries, list) else ()
+    for name, path in static:
+        try:
+            read_adapter(path)
+        except AdapterNotFound:
+            # vLLM loads its --lora-modules at start-up and stops on the first that fails, in these words.
+            raise ConfigError(f"Loading lora {name} failed: No adapter found for {path}") from None
+    return LoraSettings(max(1, slots), max(slots, cached), rank, static, runtime)
+
+
+def _lora_entry(item: str, keys: tuple[str, str]) -> tuple[str, str]:
+    """(name, path) from NAME=PATH, a JSON object or (SGLang) a bare PATH, named by itself."""
+    if "=" in item and "," not in item:
+        name, path = item.split("=", 1)
+        return name, path
+    try:
+        data = json.loads(item)
+    except json.JSONDecodeError:
+        if keys[0] == "lora_name":
+            return item, item
+        raise UsageError(f"Invalid JSON format for --lora-modules: {item}") from None
+    if not isinstance(data, dict) or not data.get(keys[0]) or not data.get(keys[1]):
+        raise UsageError(f"Invalid fields for LoRA adapter: {item}")
+    return str(data[keys[0]]), str(data[keys[1]])

@@ -14,6 +14,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,7 @@ class Parsed:
     stream: bool
     include_usage: bool
     continuous_usage: bool = False  # stream_options.continuous_usage_stats: usage on every chunk (vLLM)
+    adapter: str | None = None  # the LoRA adapter the request names, None for the base model
 
 
 def _summary(value: object) -> str:
@@ -133,14 +135,24 @@ def prompt_length(body: dict[str, Any], chat: bool) -> tuple[int, bool]:
     return (prompt_tokens(text) if text else 0), True
 
 
-def _model(c: EmulatorConfig, body: dict[str, Any]) -> str:
+def _model(c: EmulatorConfig, body: dict[str, Any], adapters: Collection[str]) -> tuple[str, str | None]:
+    """(the model the answer names, the adapter): vLLM takes an adapter's own name, SGLang's OpenAI API
+    "base:adapter" (lora/serving docs of each)."""
     model = body.get("model")
     if c.flavour == "vllm" and not model:
-        return c.served_names[0]  # vLLM serves its model to a request that names none
+        return c.served_names[0], None  # vLLM serves its model to a request that names none
+    if c.flavour == "vllm" and model in adapters:
+        return str(model), str(model)
+    if c.flavour == "sglang" and isinstance(model, str) and ":" in model:
+        base, _, adapter = model.partition(":")
+        if base in c.served_names and adapter in adapters:
+            return model, adapter
+        if base in c.served_names and c.lora is not None:
+            raise RequestError(400, f"LoRA adapter '{adapter}' is not loaded.", param="model")
     if model not in c.served_names:
         aliases = f" Valid aliases: {', '.join(c.served_names)}." if c.flavour == "vllm" else ""
         raise RequestError(404, f"The model `{model}` does not exist.{aliases}", "NotFoundError", "model")
-    return str(model)
+    return str(model), None
 
 
 def _streaming(body: dict[str, Any]) -> tuple[bool, bool, bool]:
@@ -154,13 +166,18 @@ def obj_get(value: object, key: str) -> object:
     return value.get(key) if isinstance(value, dict) else None
 
 
-def parse(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool) -> Parsed:
+def parse(
+    c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool, adapters: Collection[str] = ()
+) -> Parsed:
     """What a request asks for, max_tokens as the engine will run it; or RequestError in the engine's words.
-    Sleeping engines refuse with 503 once the request is known to be for them."""
-    return (parse_vllm if c.flavour == "vllm" else parse_sglang)(c, body, chat, capacity, sleeping)
+    Sleeping engines refuse with 503 once the request is known to be for them. `adapters`: the registered
+    LoRA adapters' names."""
+    return (parse_vllm if c.flavour == "vllm" else parse_sglang)(c, body, chat, capacity, sleeping, adapters)
 
 
-def parse_vllm(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool) -> Parsed:
+def parse_vllm(
+    c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool, adapters: Collection[str] = ()
+) -> Parsed:
     if not isinstance(body, dict):
         raise invalid([{"type": "model_attributes_type", "loc": "body", "msg": "Input should be a valid "
                         "dictionary or object to extract fields from", "input": _summary(body)}])  # fmt: skip
@@ -173,7 +190,7 @@ def parse_vllm(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping
         problems.insert(0, _field("messages", "list_type", "Input should be a valid list", body["messages"]))
     if problems:
         raise invalid(problems)
-    model = _model(c, body)
+    model, adapter = _model(c, body, adapters)
     if sleeping:
         raise RequestError(503, "the engine is sleeping; wake it up first", "ServiceUnavailableError")
     n_prompt, from_text = prompt_length(body, chat)
@@ -186,13 +203,15 @@ def parse_vllm(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping
                            param="prompt")  # fmt: skip
     n_prompt = max(1, n_prompt)  # a chat template adds tokens even around empty messages
     wanted = vllm_max_tokens(c, n_prompt, from_text, max_tokens, name, chat, bool(body.get("ignore_eos")))
-    return Parsed(model, n_prompt, wanted, *_streaming(body))
+    return Parsed(model, n_prompt, wanted, *_streaming(body), adapter=adapter)
 
 
-def parse_sglang(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool) -> Parsed:
+def parse_sglang(
+    c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleeping: bool, adapters: Collection[str] = ()
+) -> Parsed:
     if not isinstance(body, dict):
         raise RequestError(400, "request body must be a JSON object")
-    model = _model(c, body)
+    model, adapter = _model(c, body, adapters)
     if sleeping:
         raise RequestError(503, "the engine is sleeping; wake it up first", "ServiceUnavailableError")
     n_prompt, _ = prompt_length(body, chat)
@@ -203,7 +222,8 @@ def parse_sglang(c: EmulatorConfig, body: Any, chat: bool, capacity: int, sleepi
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         raise RequestError(400, f"max_tokens must be at least 1, got {max_tokens}.")
-    return Parsed(model, n_prompt, sglang_max_tokens(c, capacity, n_prompt, max_tokens), *_streaming(body))
+    wanted = sglang_max_tokens(c, capacity, n_prompt, max_tokens)
+    return Parsed(model, n_prompt, wanted, *_streaming(body), adapter=adapter)
 
 
 def _refuse(message: str, param: str, value: int) -> RequestError:

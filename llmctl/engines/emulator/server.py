@@ -29,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from llmctl.engines.emulator.engine import ABORTED, Engine, Pending
 from llmctl.engines.emulator.logs import engine_log
+from llmctl.engines.emulator.lora_http import LoraEndpoints
 from llmctl.engines.emulator.openai_api import Answer, Parsed, RequestError, Stream, load, parse, whole
 from llmctl.engines.emulator.startup import wake_seconds
 from llmctl.engines.snapshots import PINNED_VERSIONS
@@ -63,6 +64,8 @@ class EmulatorApp:
         self.engine = engine
         self.config = engine.config
         self.in_flight = 0  # completion requests being answered (vLLM's server_load)
+        lora = self.config.lora is not None
+        self.lora = LoraEndpoints(self.config, self._error, engine.metrics.vllm) if lora else None
 
     def build(self) -> web.Application:
         c = self.config
@@ -95,6 +98,8 @@ class EmulatorApp:
             if c.sleep_mode:
                 post("/release_memory_occupation", self._sleep)
                 post("/resume_memory_occupation", self._wake)
+        if self.lora is not None:
+            self.lora.attach(app)
         return app
 
     def _error(
@@ -212,6 +217,8 @@ class EmulatorApp:
             else:
                 model["max_model_len"] = c.max_model_len
             data.append(model)
+        if self.lora is not None:
+            data += self.lora.cards(c.served_names[0], created, _permission)
         return json_response({"object": "list", "data": data})
 
     async def _sleep(self, request: web.Request) -> web.StreamResponse:
@@ -253,9 +260,13 @@ class EmulatorApp:
                 if invocation
                 else request.path.endswith("/chat/completions")
             )
-            asked = parse(c, body, chat, self.engine.scheduler.capacity, self.engine.sleeping)
+            adapters = self.lora.names() if self.lora is not None else ()
+            asked = parse(c, body, chat, self.engine.scheduler.capacity, self.engine.sleeping, adapters)
         except RequestError as exc:
             return self._error(exc.status, str(exc), exc.kind, exc.param)
+        if self.lora is not None:
+            await self.lora.ready(asked.adapter)  # an adapter evicted (or still loading) is read first
+            self.lora.started(asked.adapter)
         rid, pending = self.engine.submit(asked.prompt_tokens, asked.max_tokens)
         answer = Answer.for_request(c, chat, asked.model, rid)
         self.in_flight += 1
@@ -265,6 +276,8 @@ class EmulatorApp:
             return await self._whole(pending, answer, asked)
         finally:
             self.in_flight -= 1
+            if self.lora is not None:
+                self.lora.finished(asked.adapter)
             # Still pending here means the client went away (or the handler failed): free its slot, as the
             # engines abort a request whose connection closed.
             self.engine.abort(rid)

@@ -199,6 +199,15 @@ class VllmMetrics:
         self.http = HttpMetrics(r)
         self.waiting(0)
         self.sleeping(0)
+        # With --enable-lora: one series per set of running and waiting adapters, set to when it was seen.
+        self.lora: Gauge | None = None
+        if c.lora is not None:
+            names = ["max_lora", "waiting_lora_adapters", "running_lora_adapters"]
+            self.lora = Gauge("vllm:lora_requests_info", "Running stats on lora requests.", names, registry=r)
+
+    def lora_info(self, max_loras: int, running: str, waiting: str) -> None:
+        if self.lora is not None:
+            self.lora.labels(str(max_loras), waiting, running).set_to_current_time()
 
     def waiting(self, count: int) -> None:
         # The emulator defers nothing (no LoRA budget, no KV transfer): every waiting request waits for room.
