@@ -29,6 +29,7 @@ from llmctl.errors import ConfigError
 from sim.cluster import ClusterSpec, SimResult, simulate
 from sim.from_plan import cluster_from_plan
 from sim.outcome import Slo
+from sim.pool_spec import PoolSpec, TenantSpec
 from sim.workload import Arrival, WorkloadSpec, generate, parse_workload
 
 
@@ -64,6 +65,8 @@ class Scenario(BaseModel):
     slo: SloSpec = SloSpec()
     overrides: dict[str, Override] = Field(default_factory=dict)
     workload: dict[str, Any]
+    tenants: list[TenantSpec] = Field(default_factory=list)  # `llmctl sim pool`: sim.pool_spec
+    pool: PoolSpec | None = None
 
     @property
     def base_dir(self) -> Path:
@@ -146,6 +149,8 @@ def run_scenario(
     scenario: Scenario, workload: WorkloadSpec, progress: Callable[[float], None] | None = None
 ) -> SimResult:
     """Plan, generate the arrivals and simulate; `progress` hears the fraction of simulated time done."""
+    if scenario.tenants:
+        raise ConfigError(scenario.file, None, "tenants", "a pooled scenario: run it with `llmctl sim pool`")
     cluster = cluster_for(scenario)
     arrivals = arrivals_for(scenario, workload)
     known = {d.name for d in cluster.deployments}

@@ -21,11 +21,15 @@ from rich.progress import (
 from rich.table import Table
 
 from llmctl.cli.output import console, print_json
+from llmctl.cli.sim_pool import pool_command
+from llmctl.cli.sim_replay import replay_command
 from llmctl.errors import LlmctlError
 
 app = typer.Typer(
     help="Capacity simulator: replay traffic through the real planner and autoscaler.", no_args_is_help=True
 )
+app.command("pool")(pool_command)
+app.command("replay")(replay_command)
 
 
 def _param_value(param: str, value: str) -> Any:
