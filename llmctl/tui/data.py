@@ -24,6 +24,7 @@ from llmctl.state.records import Event, ReplicaRow, events, replicas
 from llmctl.state.store import Store
 from llmctl.state.telemetry import GatewayDemand, demand, sample_from_json
 from llmctl.tui.metrics import Point, Quantiles, Series, binned_series, counter_rate, merge_histograms
+from llmctl.tui.pools import PoolView, pool_views
 
 STALE_FACTS_S = 300.0  # facts older than this mark a host "stale"
 STALE_CHECK_S = 120.0  # a controller reachability check older than this says nothing any more
@@ -113,6 +114,7 @@ class Snapshot:
     deployments: tuple[DeploymentView, ...] = ()
     events: tuple[Event, ...] = ()
     intents: tuple[Intent, ...] = ()
+    pools: tuple[PoolView, ...] = ()  # GPU pools (llmctl.tui.pools); () for a fleet without any
 
     def replica(self, name: str) -> ReplicaView | None:
         return next((r for d in self.deployments for r in d.replicas if r.name == name), None)
@@ -147,6 +149,7 @@ class SnapshotReader:
             deployments=self._deployments(store, specs, rows, now),
             events=tuple(self._events),
             intents=tuple(reversed(recent(store, INTENT_LIMIT))),
+            pools=pool_views(specs.values(), rows, self._events),
         )
 
     def _read_events(self, store: Store) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 
 from llmctl.tui import units
@@ -17,6 +19,15 @@ PHASE_STYLE = {
     "stopped": "dim",
 }
 INTENT_STYLE = {"pending": "yellow", "done": "green", "failed": "bold red"}
+# A pool's decisions (llmctl.control.pools): a grant starts a replica, a preemption drains one, a wait holds
+# for a drain; a refusal or an unplaced grant leaves a tenant short.
+POOL_EVENT_STYLE = {
+    "pool-grant": "green",
+    "pool-preempt": "yellow",
+    "pool-wait": "yellow",
+    "pool-refuse": "red",
+    "pool-unplaced": "bold red",
+}
 
 
 def bar(fraction: float, width: int = 10) -> Text:
@@ -27,6 +38,11 @@ def bar(fraction: float, width: int = 10) -> Text:
     text = Text("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
     return text
+
+
+def clock(at: float) -> str:
+    """A time of day, UTC (events and intents are within the last hours)."""
+    return time.strftime("%H:%M:%S", time.gmtime(at))
 
 
 def gib(mib: int) -> str:

@@ -8,8 +8,11 @@ import json
 import math
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
+from llmctl.control.pools import event_of
 from llmctl.control.scrape import EngineSample, Histogram
+from llmctl.pool import Grant, PoolDecision, PoolGpu, Preempt, Reason, Refuse, Wait
 from llmctl.state.records import ReplicaRow, put_replica
 from llmctl.state.store import Store
 
@@ -205,5 +208,82 @@ def seed_fleet(path: Path, hosts: int, gpus_per_host: int, replicas_: int, sampl
                 put_samples(store, f"r-{i:04d}", rps=2.0, load=8, slow=i % 3 == 0, count=samples, every=2.0)
         for k in range(events):
             put_event(store, NOW - events + k, f"r-{k % max(1, replicas_):04d}", "scraped", f"event {k}")
+    store.close()
+    return path
+
+
+def put_pool_event(
+    store: Store, at: float, subject: str, kind: str, reason: str, data: dict[str, object]
+) -> None:
+    """A pool decision as llmctl.control.pools records it: words for people, typed data for tools."""
+    store.db.execute(
+        "INSERT INTO events (at, subject, kind, reason, data) VALUES (?, ?, ?, ?, ?)",
+        (at, subject, kind, reason, json.dumps(data, sort_keys=True)),
+    )
+
+
+def pooled_spec(
+    workload: str,
+    slots: list[dict[str, object]],
+    pool: str,
+    priority: int,
+    lo: int,
+    hi: int,
+    sleep: bool = False,
+) -> dict[str, object]:
+    spec = deployment_spec(workload, "vllm", slots, 0.5, sleep=sleep)
+    scaling = {**cast(dict[str, object], spec["scaling"]), "min_replicas": lo, "max_replicas": hi}
+    return {
+        **spec,
+        "scaling": scaling,
+        "pool": pool,
+        "pool_priority": priority,
+        "pool_weight": 1.0,
+        "initial": lo,
+    }
+
+
+def pool_decisions() -> list[tuple[float, PoolDecision, str]]:
+    """How pool a came to be as seeded: burst-2 preempted for chat, chat waiting for the drain, then granted
+    gpu-p:2, and later refused a fifth replica. (at, decision, the granted slot)."""
+    gpu2 = (PoolGpu("gpu-p", 2),)
+    return [
+        (NOW - 300, Preempt("burst", "burst-2", "chat", Reason.PRIORITY, "burst-2 above its minimum 0"), ""),
+        (NOW - 290, Wait("chat", gpu2, Reason.DRAINING, "chat waits for gpu-p:2 to drain"), ""),
+        (NOW - 240, Grant("chat", gpu2, Reason.TARGET, "chat replica 3 toward its target 3"), "chat-2"),
+        (NOW - 60, Refuse("chat", 1, Reason.POOL_FULL, "chat wants 1 more; nothing may be taken"), ""),
+    ]
+
+
+def seed_pool(path: Path) -> Path:
+    """Pool `a`: the four GPUs of host gpu-p shared by chat (priority 2, holding three) and burst (priority
+    1, asleep on the last), with the pool's decisions as events; beside it gpu-x, in no pool, with embed."""
+    store = Store(path)
+    with store.transaction():
+        store.put_facts("gpu-p", host_facts("gpu-p", [
+            gpu(i, "NVIDIA H100 80GB HBM3", 81559, 70000 if i < 3 else 4000, 80 if i < 3 else 0) for i in range(4)
+        ]), gathered_at=NOW - 15)  # fmt: skip
+        store.put_facts("gpu-x", host_facts("gpu-x", [
+            gpu(i, "NVIDIA H100 80GB HBM3", 81559, 50000 if i == 0 else 0, 60 if i == 0 else 0) for i in range(2)
+        ]), gathered_at=NOW - 15)  # fmt: skip
+        # One candidate slot per GPU for each member (the planner's pool slots), named as the replicas are.
+        chat = [slot(f"chat-{g}", "gpu-p", (g,), 8400 + g, "vllm") for g in range(4)]
+        burst = [slot(f"burst-{g}", "gpu-p", (g,), 8500 + g, "vllm") for g in range(4)]
+        put_deployment(store, "chat", pooled_spec("online", chat, "a", 2, 1, 4))
+        put_deployment(store, "burst", pooled_spec("semi-online", burst, "a", 1, 0, 1, sleep=True))
+        put_deployment(
+            store,
+            "embed",
+            deployment_spec("online", "vllm", [slot("embed-0", "gpu-x", (0,), 8600, "vllm")], 0.5),
+        )
+        for g in range(3):
+            put_replica(store, replica(f"chat-{g}", "chat", "gpu-p", (g,), 8400 + g, "ready"))
+        put_replica(store, replica("burst-3", "burst", "gpu-p", (3,), 8503, "sleeping"))
+        put_replica(store, replica("burst-2", "burst", "gpu-p", (2,), 8502, "stopped"))  # preempted: gone
+        put_replica(store, replica("embed-0", "embed", "gpu-x", (0,), 8600, "ready"))
+        put_event(store, NOW - 400, "embed-0", "ready", "health 200")
+        for at, decision, slot_ in pool_decisions():
+            put_pool_event(store, at, *event_of("a", decision, slot_))
+        put_event(store, NOW - 30, "chat-2", "ready", "health 200")
     store.close()
     return path
