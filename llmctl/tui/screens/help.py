@@ -14,9 +14,9 @@ HELP = """\
 [b]llmctl tui[/b] — reads the state store; actions are queued as intents the controller carries out.
 
 [b]Screens[/b]
-  f  Fleet: hosts, fact age, GPUs (memory, utilisation, which replica holds each)
+  f  Fleet: hosts, fact age, GPUs (memory, utilisation, which replica holds each), GPU pools
   d  Deployments: replicas by phase, load, latency vs targets, KV, sparklines
-  e  Events and intents (filterable, follows live)
+  e  Events and intents (filterable, follows live; p: pool decisions only)
   s  Simulation: run a scenario, compare two runs
   enter  on a replica: its detail (command line, log tail)
 
