@@ -6,6 +6,7 @@ with one line naming the file, line and field."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,12 @@ def llmctl(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "PATH": "/usr/bin:/bin",
+            "LLMCTL_STATE": os.environ["LLMCTL_STATE"],
+        },
     )
 
 

@@ -4,6 +4,7 @@ that meets the SLO, and scenario errors that name the file, line and field."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,12 @@ def llmctl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
         text=True,
         timeout=600,
         cwd=cwd,
-        env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "PATH": "/usr/bin:/bin",
+            "LLMCTL_STATE": os.environ["LLMCTL_STATE"],
+        },
     )
 
 

@@ -5,6 +5,7 @@ deployment, a bad duration."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,12 @@ def llmctl(*args: str) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=300,
-        env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        env={
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "PATH": "/usr/bin:/bin",
+            "LLMCTL_STATE": os.environ["LLMCTL_STATE"],
+        },
     )
 
 
