@@ -30,6 +30,7 @@ import simpy
 from llmctl.autoscale import Autoscaler
 from llmctl.autoscale.types import Decision, Observation, Phase
 from llmctl.reconcile.actions import Action, Drain, Start, Wake, drain_outcome, scale_actions
+from llmctl.reconcile.idle import in_use_now
 from llmctl.reconcile.observe import observe
 from llmctl.reconcile.sample import EngineSample, Histogram, histogram_of
 from sim.backfill import BackfillSpec, recovery
@@ -79,6 +80,9 @@ class ClusterSpec:
     drain_timeout_s: float = 60.0
     sample_interval_s: float | None = None  # record (t, deployment, in system, ready) this often
     finish_within_s: float = 3600.0  # after the workload ends, keep running this long to finish requests
+    # The live controller reads the gateway's held requests and last arrival through the store, which the
+    # gateway writes this often: the simulated one sees them as of the last such pass (0: at once).
+    demand_sync_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +156,8 @@ class _Dep:
     history: deque[tuple[float, _Scrape]] = field(default_factory=deque)
     before: _Scrape | None = None  # the scrape before the one the policy sees (for TTFT deltas)
     dropped: int = 0
+    last_active: float | None = None  # the controller's own record of use (a tick that saw demand)
+    synced: tuple[int, float | None] | None = None  # (held, last request) as the gateway last wrote them
 
     @property
     def slot_names(self) -> list[str]:
@@ -175,6 +181,8 @@ class _Cluster:
             for i in range(d.initial_replicas):
                 dep.replicas.append(_Replica(f"{d.name}-{i}", i, "ready", self._model(d)))
             self._changed(dep)
+        if spec.demand_sync_s > 0:
+            env.process(self._gateway_sync(spec.demand_sync_s))
 
     def _model(self, d: DeploymentSim) -> ReplicaModel:
         if d.model is not None:
@@ -225,6 +233,12 @@ class _Cluster:
             for dep in self.deps.values():
                 self._tick(dep, now)
 
+    def _gateway_sync(self, interval: float) -> Generator[simpy.Event, Any, None]:
+        while True:
+            for dep in self.deps.values():
+                dep.synced = (len(dep.gateway.held), dep.gateway.last_request_s)
+            yield self.env.timeout(interval)
+
     def sampler(self, interval: float) -> Generator[simpy.Event, Any, None]:
         while True:
             now = self.env.now
@@ -271,18 +285,25 @@ class _Cluster:
         while len(dep.history) > 1 and dep.history[1][0] <= now - lag + 1e-9:
             dep.before = dep.history.popleft()[1]
         seen = dep.history[0][1]
-        last = dep.gateway.last_request_s
-        return observe(
+        held, last = dep.synced or (len(dep.gateway.held), dep.gateway.last_request_s)
+        if dep.last_active is not None:
+            last = dep.last_active if last is None else max(last, dep.last_active)
+        obs = observe(
             dep.spec.name,
             dep.replicas,
             seen.samples,
             dep.before.samples if dep.before else {},
-            held=len(dep.gateway.held),
+            held=held,
             arrival_rate=seen.rate,
             # As the live controller: the last request, else the apply (t = 0).
             last_request_at=last if last is not None else 0.0,
             now=now,
         )
+        # The live controller's rule: a request in the deployment now holds its idle clock at zero.
+        obs, busy = in_use_now(obs)
+        if busy:
+            dep.last_active = now
+        return obs
 
     def _carry_out(self, dep: _Dep, actions: Sequence[Action], now: float) -> None:
         spec = dep.spec

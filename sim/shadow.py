@@ -28,6 +28,10 @@ from sim.replica import EngineShape
 from sim.shadow_observed import ObservedFleet
 from sim.workload import Arrival
 
+# How often the live gateway writes its demand (held requests, last arrival) to the store the controller
+# reads: StoreSync.run's pass interval (tests/sim/test_sim_idle_clock.py holds them equal).
+GATEWAY_SYNC_S = 0.5
+
 
 @dataclass(frozen=True)
 class Window:
@@ -69,14 +73,7 @@ def _controller(c: _Cluster, state: Any, w: Window) -> Generator[simpy.Event, An
     """The simulated controller ticking when the live one did (`Window.ticks`), then every interval."""
 
     def tick() -> None:
-        now = c.env.now
-        c._sync(state, now)
-        # The live controller's idle clock reads zero while requests are in the deployment, not only when
-        # one arrives (Controller._decide); sim.cluster counts from the last arrival alone, and scaled down
-        # a replay a tick or two before the fleet did.
-        if state.gateway.held or any(r.model.in_flight for r in state.replicas if r.model):
-            state.gateway.last_request_s = now
-        c._tick(state, now)
+        c._tick(state, c.env.now)
 
     for t in w.ticks:
         if t > c.env.now:
@@ -156,7 +153,12 @@ def replay(w: Window, profile: Profile | None = None, request_latency_s: float |
     """`profile`: other factors (a calibration's); `request_latency_s`: the request path outside the steps in
     real seconds (default: the profile's at the time scale; none for emulated engines)."""
     dep, prof, cold = deployment_sim(w, profile, request_latency_s)
-    spec = ClusterSpec((dep,), scrape_interval_s=w.interval_s, finish_within_s=max(60.0, w.duration_s))
+    spec = ClusterSpec(
+        (dep,),
+        scrape_interval_s=w.interval_s,
+        finish_within_s=max(60.0, w.duration_s),
+        demand_sync_s=GATEWAY_SYNC_S,
+    )
     arrivals = arrivals_of(w)
     env = simpy.Environment()
     c = _Cluster(spec, env)

@@ -24,6 +24,7 @@ from llmctl.fleet.facts import cached_facts
 from llmctl.planning import plan_and_desired
 from llmctl.reconcile.phase import Phase
 from llmctl.reconcile.pool import GpuHolder, pool_holdings
+from llmctl.reconcile.tiers import replica_tier
 from llmctl.spec.deployment import DesiredDeployment
 from llmctl.state.desired import load_desired, next_generation, put_desired, read_desired, to_json
 from llmctl.state.records import (
@@ -234,7 +235,17 @@ def status_command(state: Path | None = STATE, as_json: bool = JSON) -> None:
     recorded_state = read_desired(store)
     pools = {d.name: d.pool for d in recorded_state.deployments.values()}
     if as_json:
-        print_json([{**r.__dict__, "phase": str(r.phase), "pool": pools.get(r.deployment)} for r in rows])
+        print_json(
+            [
+                {
+                    **r.__dict__,
+                    "phase": str(r.phase),
+                    "pool": pools.get(r.deployment),
+                    "tier": replica_tier(r).name,
+                }
+                for r in rows
+            ]
+        )
         return
     show_status(rows)
     show_pools(pool_holdings(recorded_state.deployments.values(), rows))

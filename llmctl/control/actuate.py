@@ -13,6 +13,7 @@ import httpx
 from llmctl.config.inventory import Inventory
 from llmctl.control.engine_api import base_url, set_sleeping
 from llmctl.control.lifecycle import Lifecycle, ReplicaOutcome
+from llmctl.control.tiers import ColdTiers, send, wake_calls
 from llmctl.errors import LlmctlError
 from llmctl.reconcile.actions import (
     Action,
@@ -46,6 +47,7 @@ class Actuator:
         client: httpx.AsyncClient,
         event: Event,
         drain_timeout_s: float,
+        tiers: ColdTiers | None = None,
     ) -> None:
         self.inventory = inventory
         self.store = store
@@ -53,6 +55,8 @@ class Actuator:
         self.client = client
         self.event = event
         self.drain_timeout_s = drain_timeout_s
+        # How deep a replica sleeps and how it wakes (issue #18); without one, level 1 as before.
+        self.tiers = tiers
         self.blocked: dict[str, str] = {}  # deployment -> last "cannot scale" reason, to say it once
 
     async def carry_out(
@@ -104,11 +108,23 @@ class Actuator:
             return
         note = f"{busy} request(s) still running after {self.drain_timeout_s:g} s" if busy else "idle"
         if outcome == "sleep" and dep is not None:
-            problem = await set_sleeping(self.client, self._url(row), dep.flavour, True, self._key(row))
+            level = 1
+            if self.tiers is not None:
+                choice = self.tiers.choose(dep, row, time.monotonic())
+                level = choice.level
+                problem = await send(
+                    self.client, self._url(row), (self.tiers.sleep_call(dep, choice),), self._key(row)
+                )
+            else:
+                problem = await set_sleeping(self.client, self._url(row), dep.flavour, True, self._key(row))
             if not problem:
-                put_replica(self.store, row.with_(phase=Phase.SLEEPING, drain_then="", drain_since=None))
+                asleep = row.with_(phase=Phase.SLEEPING, drain_then="", drain_since=None, sleep_level=level)
+                put_replica(self.store, asleep)
+                weights = "offloaded to host RAM" if level == 1 else "discarded"
                 self.event(
-                    row.name, "slept", f"{row.reason}; drained ({note}), weights offloaded, GPU memory freed"
+                    row.name,
+                    "slept",
+                    f"{row.reason}; drained ({note}), asleep at level {level}: weights {weights}, GPU memory freed",
                 )
                 return
             self.event(row.name, "sleep-failed", f"{problem}; stopping instead")
@@ -122,12 +138,17 @@ class Actuator:
     async def wake(self, dep: DesiredDeployment, row: ReplicaRow, why: str) -> bool:
         put_replica(self.store, row.with_(phase=Phase.WAKING, reason=why))
         started = time.monotonic()
-        problem = await set_sleeping(self.client, self._url(row), dep.flavour, False, self._key(row))
+        if self.tiers is not None:
+            problem = await send(self.client, self._url(row), wake_calls(dep, row), self._key(row))
+        else:
+            problem = await set_sleeping(self.client, self._url(row), dep.flavour, False, self._key(row))
         if problem:
             self.event(row.name, "wake-failed", f"{problem}; stopping it so its slot can cold-start")
             await self.lifecycle.stop(row, "wake-up failed")
             return False
-        put_replica(self.store, row.with_(phase=Phase.READY, reason="", ready_since=time.time()))
+        put_replica(
+            self.store, row.with_(phase=Phase.READY, reason="", ready_since=time.time(), sleep_level=0)
+        )
         self.event(row.name, "woke", f"{why}; awake after {time.monotonic() - started:.1f} s")
         return True
 

@@ -23,7 +23,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -37,10 +37,12 @@ from llmctl.control.launch import status_argv
 from llmctl.control.lifecycle import Lifecycle, ReplicaOutcome, run_dir
 from llmctl.control.pools import PoolEvents
 from llmctl.control.scrape import EngineSample
+from llmctl.control.tiers import ColdTiers
 from llmctl.errors import LlmctlError
 from llmctl.fleet.pool import Fleet
 from llmctl.fleet.transport import FleetError
 from llmctl.reconcile.actions import Action
+from llmctl.reconcile.idle import in_use_now
 from llmctl.reconcile.observe import observe
 from llmctl.reconcile.phase import Phase, parse
 from llmctl.reconcile.plan import converged, plan_deployment
@@ -133,7 +135,13 @@ class Controller:
         self.client = httpx.AsyncClient(timeout=2.0)
         self.lifecycle = Lifecycle(inventory, fleet, store, self.event)
         self.actuator = Actuator(
-            inventory, store, self.lifecycle, self.client, self.event, self.config.drain_timeout_s
+            inventory,
+            store,
+            self.lifecycle,
+            self.client,
+            self.event,
+            self.config.drain_timeout_s,
+            ColdTiers(inventory, store, self.event),
         )
         self.hosts = HostWatch(inventory, fleet, store, self.event, every_s=self.config.host_check_s)
         self.pool_events = PoolEvents(self.event)
@@ -412,6 +420,8 @@ class Controller:
         )
         if plan.scaled and decision is not None:
             self.event(dep.name, "scale", decision.reason)
+            if self.actuator.tiers is not None:  # the scale-up rate a sleeper's depth is chosen by
+                self.actuator.tiers.scaled(dep.name, decision, time.monotonic())
         if self.trace is not None and seen is not None:
             self.trace(dep.name, seen[0], seen[1], tuple(plan.actions))
         if plan.roll.surge != surge_before:
@@ -453,9 +463,9 @@ class Controller:
             last_request_at=last_active(self.store).get(dep.name),
             now=wall,
         )
-        if obs.demand > 0:  # a request is here now: the idle clock reads zero, and is stored
+        obs, busy = in_use_now(obs)
+        if busy:
             set_last_active(self.store, dep.name, wall)
-            obs = replace(obs, seconds_since_last_request=0.0)
         return (mono, obs), self._policy(dep, pinned).decide(obs, mono)
 
     def _arrival_rate(

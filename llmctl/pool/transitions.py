@@ -17,7 +17,7 @@ Going down: `sleep_call(engine, tier)` is the request that puts a running replic
 (vLLM POST /sleep?level=1|2; SGLang POST /release_memory_occupation, which keeps the weights in RAM only
 when the server was started with --enable-weights-cpu-backup).
 
-Wiring (for llmctl.reconcile, not done here): WAKE and WAKE_RELOAD are a `Wake` of the slot's replica,
+Wiring: WAKE and WAKE_RELOAD are a `Wake` of the slot's replica (llmctl.control.tiers sends their calls),
 START and FETCH_START a `Start` of the slot, RESTART a `Stop` then a `Start`; `reconcile_kind` names them.
 """
 
@@ -70,8 +70,8 @@ _SLEEP_CALLS = {
 
 def move_for(slot: SlotTier, ladder: Sequence[TierTransition], engine: str = "vllm") -> SlotMove:
     """The move that brings `slot` to RUNNING, given its model's ladder (llmctl.perf.cold_start.tier_ladder,
-    indexed by Tier). `engine`: vllm or sglang; emulated takes vLLM's calls, of which the emulator serves /wake_up (it
-    models both levels as one wake)."""
+    indexed by Tier). `engine`: vllm or sglang; emulated takes vLLM's calls, all of which the emulator serves (a
+    level-2 wake there takes the ladder's level-2 time, its re-read in the reload_weights call)."""
     step = ladder[slot.tier]
     if step.tier is not slot.tier:
         raise ValueError(f"ladder entry {int(slot.tier)} is {step.tier.name}, not {slot.tier.name}")

@@ -152,4 +152,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE events ADD COLUMN data TEXT NOT NULL DEFAULT '{}';
     """,
+    # 10: the sleep level of a sleeping replica (vLLM 1: weights in host RAM, 2: discarded; 0 awake): its
+    # cold-start tier (issue #18), and which calls wake it.
+    """
+    ALTER TABLE replicas ADD COLUMN sleep_level INTEGER NOT NULL DEFAULT 0;
+    """,
 )

@@ -33,6 +33,9 @@ class ReplicaRow:
     ready_since: float | None = None
     drain_then: str = ""  # draining: sleep | stop | replace
     drain_since: float | None = None
+    # The vLLM sleep level it was put to sleep at (1: weights in host RAM, 2: discarded); 0 while not asleep.
+    # llmctl.reconcile.tiers reads its cold-start tier from this and the phase.
+    sleep_level: int = 0
 
     def with_(self, **changes: object) -> ReplicaRow:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -69,8 +72,8 @@ def delete_deployment(store: Store, name: str) -> None:
 def put_replica(store: Store, r: ReplicaRow) -> None:
     store.db.execute(
         "INSERT OR REPLACE INTO replicas (name, deployment, host, address, gpus, port, pid, phase, spec_hash, "
-        "started_at, restarts, reason, failures, retry_at, ready_since, drain_then, drain_since) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "started_at, restarts, reason, failures, retry_at, ready_since, drain_then, drain_since, "
+        "sleep_level) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.name,
             r.deployment,
@@ -89,6 +92,7 @@ def put_replica(store: Store, r: ReplicaRow) -> None:
             r.ready_since,
             r.drain_then,
             r.drain_since,
+            r.sleep_level,
         ),
     )
 

@@ -4,7 +4,8 @@ the throughput the performance model says the GPU would reach (not run by CI):
 
 A ratio above 1 means the emulator keeps up with the modelled engine in real time (time scale 1); below 1,
 a rehearsal at that load would run slower than the engine it imitates, and latencies it reports would be
-inflated by the emulator's own overhead."""
+inflated by the emulator's own overhead. The paced lines run the engine at time scales 0.2 and 1 and compare
+its wall time with the modelled one: 1.00 means its step clock does not drift from the model."""
 
 from __future__ import annotations
 
@@ -83,6 +84,27 @@ async def emulated(requests: int, concurrency: int, stream: bool) -> float:
     return wall
 
 
+async def paced(requests: int, scale: float) -> tuple[float, float]:
+    """(wall seconds the engine at `scale` takes to serve `requests` submitted at once, straight to its
+    loop without HTTP; the modelled seconds at that scale): their ratio is the step clock's drift."""
+    config = parse_config("vllm", ARGS, {"LLMCTL_EMULATOR_TIME_SCALE": str(scale)})
+    replica = prepare(config)
+    engine = Engine(config, step_timer(replica.profile, replica.spec), replica.kv_capacity)
+    loop = asyncio.create_task(engine.run())
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    waits = [engine.submit(PROMPT_CHARS // 4, MAX_TOKENS)[1].queue for _ in range(requests)]
+
+    async def drain(q: asyncio.Queue[int]) -> None:
+        while await q.get() >= 0:
+            pass
+
+    await asyncio.gather(*(drain(q) for q in waits))
+    wall = time.perf_counter() - started
+    loop.cancel()
+    return wall, modelled(requests)[0] * scale
+
+
 def main() -> None:
     requests = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     concurrency = int(sys.argv[2]) if len(sys.argv) > 2 else 256
@@ -102,6 +124,12 @@ def main() -> None:
         label = f"HTTP {'stream' if stream else 'plain '} c={concurrency}:"
         print(f"{label:<25}{requests / wall:9.1f} req/s {tokens / wall:10.0f} tok/s", end="")
         print(f"  ratio {gpu_s / wall:6.2f}x of modelled")
+    # Paced as a rehearsal runs it: the step clock against the model (1.00 = no drift).
+    for scale in (0.2, 1.0):
+        for n in (1, 64):
+            wall, model_s = asyncio.run(paced(n, scale))
+            print(f"paced scale {scale} n={n:<3}: wall {wall:7.3f} s, modelled {model_s:7.3f} s,", end="")
+            print(f" wall/model {wall / model_s:5.3f}")
 
 
 if __name__ == "__main__":

@@ -128,14 +128,19 @@ def test_replay_of_a_recorded_burst_predicts_the_fleet(fleet: LocalFleet) -> Non
     observed = [n for _, n in dep["replicas"]["observed"]]
     # The burst exercised the autoscaler: a wake from zero, a cold start, a sleep and a stop back to zero.
     assert observed == [0, 1, 2, 1, 0], dep["replicas"]
-    # The same moves in the same order, before and after calibration. On a busy machine the emulated engines
-    # run slower than their model (CPU scheduling on every step, the HTTP path at no time scale), and the
-    # live controller sees the gateway's demand through the store up to a second late (StoreSync): a move
-    # lands within a tick or two of the fleet's, not always one (`matches` in the report is one tick).
+    # The same moves in the same order, before and after calibration. The replay follows the live idle
+    # clock and sees the gateway's demand as of its last store sync, but the engines' scrapes and the ticks'
+    # own jitter still leave a move a little over one tick off now and then (3 quiet runs: 1.05, 1.06,
+    # 1.10 s at a 1.08-1.09 s tick): within two ticks, not always one (`matches` in the report is one tick).
     tick = dep["interval_s"]
     for replayed in (dep, calibrated):
         replicas = replayed["replicas"]
         assert replicas["same_shape"] and replicas["max_shift_s"] <= 2 * tick, replicas
+    # Uncalibrated, the emulated engines keep their model's step clock, so end to end matches (3 quiet runs:
+    # -4.8%, -6.7%, -7.7%). TTFT does not: the real request path (gateway hop, HTTP) that the replay of an
+    # emulated fleet does not model is a fixed ~10-20 ms, a fifth of a TTFT at this time scale.
+    uncalibrated = {m["name"]: m["error"] for m in dep["metrics"]}
+    assert abs(uncalibrated["e2e_p50_s"]) <= 0.15, uncalibrated
     # Calibrated on the window (the per-step overhead and the request path), the p50s are within 10%.
     errors = {m["name"]: m["error"] for m in calibrated["metrics"]}
     assert abs(errors["ttft_p50_s"]) <= 0.10, errors

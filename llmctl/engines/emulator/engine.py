@@ -17,6 +17,8 @@ from llmctl.engines.emulator.vllm_metrics import RequestTimes
 # Queue markers after the token counts: the request ran to its max_tokens, or it was dropped.
 FINISHED = -1
 ABORTED = -2
+# How far (wall seconds) the step clock may fall behind the modelled one and still catch up.
+MAX_LAG_S = 0.25
 
 
 @dataclass
@@ -60,20 +62,29 @@ class Engine:
 
     async def run(self) -> None:
         s = self.scheduler
+        deadline = 0.0  # when the current step ends on the modelled clock (perf_counter seconds)
         while True:
             if not s.has_work:
                 self.metrics.state(0, 0, 0.0)
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                deadline = 0.0
                 continue
             started = time.perf_counter()
+            if started - deadline > MAX_LAG_S:
+                # Idle before, or stalled far behind (the machine paused us): the modelled clock restarts
+                # now rather than rushing a backlog of steps out at once.
+                deadline = started
             result = s.step()
             m = self.metrics
             m.preempted(len(result.preempted))
             m.state(s.num_running, s.num_waiting, s.kv_usage)
             self._admitted(result.scheduled, result.preempted, started)
-            # The model says how long this iteration takes on the GPU; waiting it out is the emulation.
-            await asyncio.sleep(result.duration_s * self.config.time_scale)
+            # The model says how long this iteration takes on the GPU; waiting it out is the emulation. Each
+            # step ends at an absolute deadline, one modelled duration after the previous step's: the Python
+            # work between steps and the sleep's own lateness come out of the next wait instead of adding up.
+            deadline += result.duration_s * self.config.time_scale
+            await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
             # Latencies are taken here, as the engines take them in their output processors: wall time, so
             # at a time scale below 1 they shrink with it.
             now = time.perf_counter()

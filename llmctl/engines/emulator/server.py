@@ -31,7 +31,7 @@ from llmctl.engines.emulator.engine import ABORTED, Engine, Pending
 from llmctl.engines.emulator.logs import engine_log
 from llmctl.engines.emulator.lora_http import LoraEndpoints
 from llmctl.engines.emulator.openai_api import Answer, Parsed, RequestError, Stream, load, parse, whole
-from llmctl.engines.emulator.startup import wake_seconds
+from llmctl.engines.emulator.startup import wake_phases
 from llmctl.engines.snapshots import PINNED_VERSIONS
 
 __all__ = ["EmulatorApp", "Engine"]
@@ -64,6 +64,11 @@ class EmulatorApp:
         self.engine = engine
         self.config = engine.config
         self.in_flight = 0  # completion requests being answered (vLLM's server_load)
+        # Sleep mode: the level it sleeps at (0 awake); a level-2 sleeper woken but not yet reloaded has its
+        # weights discarded; the modelled seconds of the latest wake, its reload included.
+        self.sleep_level = 0
+        self.weights_discarded = False
+        self.modelled_wake_s = 0.0
         lora = self.config.lora is not None
         self.lora = LoraEndpoints(self.config, self._error, engine.metrics.vllm) if lora else None
 
@@ -89,6 +94,9 @@ class EmulatorApp:
                 post("/sleep", self._sleep)
                 post("/wake_up", self._wake)
                 get("/is_sleeping", self._is_sleeping)
+                # vLLM's development endpoints a level-2 wake needs (llmctl.pool.transitions).
+                post("/collective_rpc", self._collective_rpc)
+                post("/reset_prefix_cache", self._json({"success": True}))
         else:
             get("/health_generate", self._health_generate)
             get("/get_model_info", self._json({"model_path": c.model.name, "is_generation": True}))
@@ -222,11 +230,13 @@ class EmulatorApp:
         return json_response({"object": "list", "data": data})
 
     async def _sleep(self, request: web.Request) -> web.StreamResponse:
-        # vLLM: level 1 offloads weights to CPU, level 2 discards them; the emulator models both as "asleep".
+        # vLLM: level 1 offloads the weights to host RAM, level 2 discards them (a wake then re-reads them,
+        # POST /collective_rpc reload_weights). SGLang's release has no level: modelled as level 1.
         level = request.query.get("level", "1")
         if level not in ("1", "2"):
             return self._error(400, "level must be 1 or 2")
         self.engine.sleeping = True
+        self.sleep_level = int(level)
         if self.engine.metrics.vllm is not None:
             self.engine.metrics.vllm.sleeping(int(level))
         dropped = self.engine.abort_all()
@@ -234,15 +244,39 @@ class EmulatorApp:
             engine_log(
                 self.config.flavour, f"put to sleep with {dropped} unfinished requests: aborted", "WARNING"
             )
+        if self.config.flavour == "vllm":
+            return json_response({"status": "sleeping", "level": int(level)})
         return web.Response(status=200)
 
     async def _wake(self, request: web.Request) -> web.StreamResponse:
         if self.engine.sleeping:
-            await asyncio.sleep(wake_seconds(self.config) * self.config.time_scale)
+            wake_s, _ = wake_phases(self.config, self.sleep_level)
+            self.modelled_wake_s = wake_s
+            await asyncio.sleep(wake_s * self.config.time_scale)
+            self.weights_discarded = self.sleep_level == 2
         self.engine.sleeping = False
+        self.sleep_level = 0
         if self.engine.metrics.vllm is not None:
             self.engine.metrics.vllm.sleeping(0)
+        if self.config.flavour == "vllm":
+            return json_response({"status": "awake", "tags": None})
         return web.Response(status=200)
+
+    async def _collective_rpc(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+        except json.JSONDecodeError as exc:
+            return json_response({"detail": f"JSON decode error: {exc}"}, 400)
+        if not isinstance(body, dict) or body.get("method") is None:
+            return json_response({"detail": "Missing 'method' in request body"}, 400)
+        if body["method"] != "reload_weights":
+            return self._error(400, f"the emulator has no worker method {body['method']!r}")
+        if self.weights_discarded:
+            _, reload_s = wake_phases(self.config, 2)
+            self.modelled_wake_s += reload_s
+            await asyncio.sleep(reload_s * self.config.time_scale)
+            self.weights_discarded = False
+        return web.Response(status=200)  # vLLM answers a method that returns nothing with an empty 200
 
     async def _is_sleeping(self, request: web.Request) -> web.StreamResponse:
         return json_response({"is_sleeping": self.engine.sleeping})

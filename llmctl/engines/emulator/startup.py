@@ -19,9 +19,10 @@ from llmctl.catalog.gpus import GiB
 from llmctl.engines.emulator.config import EmulatorConfig
 from llmctl.errors import LlmctlError
 from llmctl.perf.capacity import kv_fit
-from llmctl.perf.cold_start import cold_start_time, wake_time
+from llmctl.perf.cold_start import cold_start_time, tier_ladder, wake_time
 from llmctl.perf.profile import Profile, make_profile
 from llmctl.perf.speculative import SpecConfig
+from llmctl.perf.tiers import Tier
 
 VLLM_DOCS = "https://docs.vllm.ai/en/latest/configuration/conserving_memory/"
 
@@ -125,3 +126,15 @@ def cold_start_seconds(c: EmulatorConfig) -> float:
 
 def wake_seconds(c: EmulatorConfig) -> float:
     return wake_time(profile_of(c), draft_params=c.draft_params).total_s
+
+
+def wake_phases(c: EmulatorConfig, level: int) -> tuple[float, float]:
+    """(POST /wake_up, POST /collective_rpc reload_weights) modelled seconds after a sleep at `level`: the
+    cold-start ladder's time from that tier (llmctl.perf.cold_start.tier_ladder), level 2's re-read of the
+    checkpoint being the reload's part."""
+    step = tier_ladder(profile_of(c), draft_params=c.draft_params)[
+        Tier.ASLEEP_DISCARDED if level == 2 else Tier.ASLEEP_IN_RAM
+    ]
+    if step.via is not step.tier:  # a device the model gives no sleep mode (CPU): its sleep-mode wake as is
+        return wake_seconds(c), 0.0
+    return step.total_s - step.reload_s, step.reload_s
