@@ -399,6 +399,12 @@ def simulate(
         for i in range(1, PROGRESS_STEPS + 1):
             env.run(until=end * i / PROGRESS_STEPS)
             progress(i / PROGRESS_STEPS)
+    return finish(c, env, spec, end, len(arrivals))
+
+
+def finish(c: _Cluster, env: simpy.Environment, spec: ClusterSpec, end: float, offered: int) -> SimResult:
+    """After the workload's end: run on, controller included, until every request has finished or
+    `finish_within_s` more has passed, then gather the result (sim.pooled finishes its runs the same way)."""
     limit = end + spec.finish_within_s
     step = max(spec.scrape_interval_s, 1.0)
     while env.now < limit:
@@ -422,7 +428,7 @@ def simulate(
         observations=c.observations,
         samples=c.samples,
         end_s=end,
-        offered=len(arrivals),
+        offered=offered,
         rejected={n: d.gateway.rejected for n, d in c.deps.items()},
         dropped={n: d.dropped for n, d in c.deps.items()},
         shed={n: d.gateway.shed for n, d in c.deps.items()},
@@ -441,6 +447,7 @@ __all__ = [
     "DeploymentSim",
     "Sample",
     "SimResult",
+    "finish",
     "simulate",
 ]
 

@@ -37,8 +37,7 @@ from llmctl.pool.tiers import Tier
 from llmctl.reconcile.actions import Action, Start, Stop, Wake
 from llmctl.reconcile.pool import member_of
 from llmctl.spec.deployment import DesiredDeployment, ScalingSpec, Slot
-from sim.backfill import recovery
-from sim.cluster import ClusterSpec, SimResult, _Cluster, _Dep, _Replica
+from sim.cluster import ClusterSpec, SimResult, _Cluster, _Dep, _Replica, finish
 from sim.outcome import FleetPoint
 from sim.pool_glue import Row, pool_moves
 from sim.workload import Arrival
@@ -308,42 +307,8 @@ def simulate_pooled(
         if progress is not None:
             progress(i / steps)
     c.close_tiers()
-    limit = end + spec.finish_within_s
-    step = max(spec.scrape_interval_s, 1.0)
-    while env.now < limit:
-        for dep in c.deps.values():
-            c._sync(dep, env.now)
-        if c.open_requests() == 0:
-            break
-        nxt = min(
-            [r.model.next_event_s() for d in c.deps.values() for r in d.replicas if r.model]
-            + [env.now + step]
-        )
-        env.run(until=min(limit, max(nxt, env.now + 1e-6)))
-    for dep in c.deps.values():
-        c._sync(dep, env.now)
+    result = finish(c, env, spec, end, len(arrivals))
     offered = Counter(a.deployment for a in arrivals)
-    result = SimResult(
-        records=c.records,
-        fleet={n: d.fleet for n, d in c.deps.items()},
-        total_fleet=c.total,
-        decisions=c.decisions,
-        actions=c.actions,
-        observations=c.observations,
-        samples=c.samples,
-        end_s=end,
-        offered=len(arrivals),
-        rejected={n: d.gateway.rejected for n, d in c.deps.items()},
-        dropped={n: d.dropped for n, d in c.deps.items()},
-        shed={n: d.gateway.shed for n, d in c.deps.items()},
-        unfinished=c.open_requests(),
-        prices={n: d.spec.price_per_gpu_hour for n, d in c.deps.items()},
-        backfill={
-            n: recovery(d.fleet, d.spec.slots, d.spec.initial_replicas, bf.cold_start_s, end).report(bf)
-            for n, d in c.deps.items()
-            if (bf := d.spec.backfill) is not None
-        },
-    )
     return PooledResult(
         result,
         tuple(pools),
