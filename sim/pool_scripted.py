@@ -16,8 +16,7 @@ import simpy
 from llmctl.reconcile.actions import Action
 from sim.cluster import ClusterSpec, DeploymentSim
 from sim.pooled import SimPool, _PooledCluster
-from sim.scripted import ScriptedReplica
-from sim.workload import Arrival
+from sim.scripted import ScriptedReplica, place_demand
 
 
 def replay_pooled(
@@ -41,19 +40,7 @@ def replay_pooled(
             if t > env.now:
                 yield env.timeout(t - env.now)
             for name, state in cluster.deps.items():
-                demand = at.get(name, {}).get(t, 0)
-                ready = [r for r in state.replicas if r.phase == "ready"]
-                for r in state.replicas:
-                    if isinstance(r.model, ScriptedReplica):
-                        r.model.load = 0
-                for i in range(demand if ready else 0):
-                    model = ready[i % len(ready)].model
-                    assert isinstance(model, ScriptedReplica)
-                    model.load += 1
-                state.gateway.held.clear()
-                state.gateway.held.extend((t, Arrival(t, 0, 0)) for _ in range(0 if ready else demand))
-                if demand:
-                    state.gateway.last_request_s = t
+                place_demand(state, t, at.get(name, {}).get(t, 0))
             cluster._pooled_tick(env.now)
 
     env.process(ticks())

@@ -15,7 +15,7 @@ import simpy
 from llmctl.autoscale import Autoscaler
 from llmctl.autoscale.types import Observation
 from llmctl.reconcile.actions import Action, scale_actions
-from sim.cluster import ClusterSpec, DeploymentSim, _Cluster
+from sim.cluster import ClusterSpec, DeploymentSim, _Cluster, _Dep
 from sim.outcome import RequestRecord
 from sim.workload import Arrival
 
@@ -80,6 +80,23 @@ def replay_observations(
     return out
 
 
+def place_demand(state: _Dep, t: float, demand: int) -> None:
+    """The recorded `demand` at `t`: spread over the ready replicas (as in-flight requests of their scripted
+    models), or held at the gateway while none is ready (sim.pool_scripted plays it the same way)."""
+    ready = [r for r in state.replicas if r.phase == "ready"]
+    for r in state.replicas:
+        if isinstance(r.model, ScriptedReplica):
+            r.model.load = 0
+    for i in range(demand if ready else 0):
+        model = ready[i % len(ready)].model
+        assert isinstance(model, ScriptedReplica)
+        model.load += 1
+    state.gateway.held.clear()
+    state.gateway.held.extend((t, Arrival(t, 0, 0)) for _ in range(0 if ready else demand))
+    if demand:
+        state.gateway.last_request_s = t
+
+
 def replay(
     dep: DeploymentSim, load: Sequence[tuple[float, int]], interval_s: float
 ) -> list[tuple[float, Action]]:
@@ -93,18 +110,7 @@ def replay(
         for t, demand in load:
             if t > env.now:
                 yield env.timeout(t - env.now)
-            ready = [r for r in state.replicas if r.phase == "ready"]
-            for r in state.replicas:
-                if isinstance(r.model, ScriptedReplica):
-                    r.model.load = 0
-            for i in range(demand if ready else 0):
-                model = ready[i % len(ready)].model
-                assert isinstance(model, ScriptedReplica)
-                model.load += 1
-            state.gateway.held.clear()
-            state.gateway.held.extend((t, Arrival(t, 0, 0)) for _ in range(0 if ready else demand))
-            if demand:
-                state.gateway.last_request_s = t
+            place_demand(state, t, demand)
             cluster._tick(state, env.now)
 
     env.process(ticks())
